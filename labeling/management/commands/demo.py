@@ -1,0 +1,31 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from ml.demo import build_demo_corpus
+
+
+def demo_dir() -> Path:
+    return Path(settings.DATA_DIR) / "demo"
+
+
+class Command(BaseCommand):
+    help = "Build the offline demo corpus (real clips and images from installed packages) and its truth CSV."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", type=Path, default=None, help="folder (default: DATA_DIR/demo)")
+        parser.add_argument("--clips-per-topic", type=int, default=45)
+
+    def handle(self, *args, out, clips_per_topic, **options):
+        bar = tqdm(desc="building demo clips", unit="clip")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        truth = build_demo_corpus(out or demo_dir(), clips_per_topic=clips_per_topic, progress=progress)
+        bar.close()
+        self.stdout.write(f"demo corpus ready: {truth}")

@@ -1,0 +1,1 @@
+"""Every write of clipmine, split by domain. Functions are keyword-only, `<entity>_<verb>`."""

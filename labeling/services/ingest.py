@@ -1,0 +1,136 @@
+"""Taking files in: hash while copying, store once per content, enqueue processing."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from labeling import storage
+from labeling.models import IngestBatch, IngestItem, Video
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    item: IngestItem
+    video: Video | None
+
+    @property
+    def outcome(self) -> str:
+        return self.item.outcome
+
+
+class TooLarge(Exception):
+    pass
+
+
+def ingest_batch_create(*, source: str, user=None) -> IngestBatch:
+    return IngestBatch.objects.create(source=source, created_by=user)
+
+
+def _copy_hashing(stream: BinaryIO, limit: int) -> tuple[Path, str, int]:
+    """Copy into the media folder's incoming area under a random name, hashing on the way."""
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=storage.incoming_dir(), prefix="upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp), digest.hexdigest(), size
+
+
+def video_ingest_stream(
+    *, stream: BinaryIO, original_name: str, batch: IngestBatch, title: str = "", user=None
+) -> IngestResult:
+    """Store one file. The same bytes twice are one video: the second is a duplicate."""
+    name = os.path.basename(original_name.replace("\\", "/"))[:255] or "unnamed"
+    limit = settings.CLIPMINE_MAX_UPLOAD_MB * 1024 * 1024
+    try:
+        tmp, sha, size = _copy_hashing(stream, limit)
+    except TooLarge:
+        item = IngestItem.objects.create(
+            batch=batch, original_name=name, outcome=IngestItem.Outcome.REFUSED,
+            reason=f"The file is larger than the {settings.CLIPMINE_MAX_UPLOAD_MB} MB limit.",
+        )
+        return IngestResult(item, None)
+    try:
+        existing = Video.objects.filter(sha256=sha).first()
+        if existing:
+            return _duplicate(batch, name, existing)
+        relpath = storage.video_relpath(sha)
+        final = storage.media_path(relpath)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with transaction.atomic():
+                video = Video.objects.create(
+                    sha256=sha, file=relpath, original_name=name, title=title or Path(name).stem[:255],
+                    source=batch.source, uploaded_by=user, size_bytes=size,
+                )
+                item = IngestItem.objects.create(
+                    batch=batch, video=video, original_name=name, outcome=IngestItem.Outcome.ACCEPTED
+                )
+                os.replace(tmp, final)
+                transaction.on_commit(lambda: _enqueue_processing(video.pk))
+        except IntegrityError:
+            # Another process stored the same bytes between our lookup and our insert.
+            return _duplicate(batch, name, Video.objects.get(sha256=sha))
+        return IngestResult(item, video)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def video_ingest_path(*, path: Path, batch: IngestBatch, user=None) -> IngestResult:
+    with open(path, "rb") as fh:
+        return video_ingest_stream(stream=fh, original_name=path.name, batch=batch, user=user)
+
+
+def _duplicate(batch: IngestBatch, name: str, video: Video) -> IngestResult:
+    item = IngestItem.objects.create(
+        batch=batch, video=video, original_name=name, outcome=IngestItem.Outcome.DUPLICATE,
+        reason=f"Same content as video #{video.pk}.",
+    )
+    return IngestResult(item, video)
+
+
+def _enqueue_processing(video_id: int) -> None:
+    from labeling.tasks import video_process
+
+    video_process.delay(video_id)
+
+
+def iter_video_files(paths: list[Path]):
+    """Files given directly, and every file under given folders (recursive, sorted)."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def video_retry(*, video: Video) -> None:
+    """Send a failed video through processing again (rejected ones stay rejected: same bytes)."""
+    updated = Video.objects.filter(pk=video.pk, status=Video.Status.FAILED).update(
+        status=Video.Status.PENDING, status_reason=""
+    )
+    if updated:
+        transaction.on_commit(lambda: _enqueue_processing(video.pk))
+

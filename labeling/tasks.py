@@ -1,0 +1,36 @@
+"""Thin Celery wrappers: take primary keys, call one service, safe to run twice."""
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from labeling.models import Video
+from labeling.services import hashing, index, processing
+
+
+@shared_task(acks_late=True)
+def video_process(video_id: int) -> None:
+    if processing.video_process(video_id=video_id):
+        hash_model_refit.delay()
+
+
+@shared_task(acks_late=True)
+def hash_model_refit() -> None:
+    if hashing.hash_model_refit() is not None:
+        index_snapshot.delay()
+
+
+@shared_task
+def index_snapshot() -> None:
+    index.index_snapshot_build()
+
+
+@shared_task
+def video_requeue_stale() -> int:
+    cutoff = timezone.now() - timedelta(minutes=settings.CELERY_STALE_PENDING_MINUTES)
+    stale = list(Video.objects.filter(status=Video.Status.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
+    Video.objects.filter(pk__in=stale).update(updated_at=timezone.now())
+    for pk in stale:
+        video_process.delay(pk)
+    return len(stale)

@@ -1,0 +1,264 @@
+"""Child process of ml.frames.decode_video: decodes one untrusted video under resource limits.
+
+Started as `python -m ml.decode_child` with its cwd in a private temp dir holding job.json;
+the input arrives as an inherited file descriptor. The answer goes into the same dir:
+result.json (probe, timestamps, cover, or a rejection), frames.npy, thumb_<i>.jpg and
+preview.webm. Never pickle. Imports nothing of the app, and no torch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CNN_SIZE = 224
+ANALYSIS_FPS = 6.0       # histogram samples per second: places a cut within ~0.2 s
+MAX_ANALYSED = 400       # ...but no more per clip, so long clips stay cheap
+HIST_SIZE = (64, 64)     # histograms come from a small copy: colour matters here, not detail
+CUT_DISTANCE = 0.35      # Bhattacharyya distance between consecutive samples that means a cut
+DRIFT_DISTANCE = 0.5     # ...or from the shot's first sample: a slow pan or fade ends a shot too
+MAX_PREVIEW_FPS = 15.0
+MAX_ASPECT = 4           # thumbnails and preview are at most this many times taller than wide
+JPEG_QUALITY = 85
+FILE_SIZE_LIMIT = 64 << 20   # results take a few MB; this bounds a runaway writer
+OPEN_FILES_LIMIT = 64
+HEADROOM = 32 << 20      # if this much cannot be allocated after a failure, the memory cap caused it
+OUT_OF_MEMORY_SIGNS = ("Insufficient memory", "Failed to allocate", "bad_alloc", "Cannot allocate memory")
+PREVIEW = "preview.webm"
+
+
+class Rejected(Exception):
+    """The file itself is unacceptable; the message is the reason shown to people."""
+
+
+@dataclass
+class Keyframe:
+    index: int
+    rgb: np.ndarray          # (224, 224, 3), whole frame resized, for the CNN
+    thumbnail: np.ndarray    # BGR, thumb size
+    detail: float            # variance of the Laplacian: low for black, flat or blurred frames
+
+
+def main() -> None:
+    job = json.loads(Path("job.json").read_text())
+    _limit_resources(job["limits"])
+    try:
+        result = decode(job)
+    except Exception as exc:  # reported to the parent, which turns it into a reason
+        result = _failure(exc)
+    _write_atomic(Path("result.json"), json.dumps(result).encode())
+
+
+def _limit_resources(limits: dict) -> None:
+    cpu = math.ceil(limits["timeout_s"]) + 1  # a bit above the parent's wall clock, which strikes first
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    for which, value in ((resource.RLIMIT_AS, limits["memory_mb"] << 20), (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT),
+                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, OPEN_FILES_LIMIT)):
+        resource.setrlimit(which, (value, value))
+
+
+def _failure(exc: Exception) -> dict:
+    # FFmpeg reports a failed allocation as an unreadable file: check for headroom to tell them apart.
+    if isinstance(exc, MemoryError) or any(sign in str(exc) for sign in OUT_OF_MEMORY_SIGNS) or _memory_exhausted():
+        return {"out_of_memory": True}
+    if isinstance(exc, Rejected):
+        return {"rejected": str(exc)}
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _memory_exhausted() -> bool:
+    try:
+        bytearray(HEADROOM)
+    except MemoryError:
+        return True
+    return False
+
+
+def decode(job: dict) -> dict:
+    limits = job["limits"]
+    cv2.setNumThreads(1)
+    cap = cv2.VideoCapture(f"/dev/fd/{job['fd']}", cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    if not cap.isOpened():
+        raise Rejected("The file is truncated or corrupt: no readable video stream was found in it.")
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    header_frames = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    header_frames = header_frames if math.isfinite(header_frames) and header_frames > 0 else 0
+    _check_header(width, height, fps, header_frames, limits)
+    preview = None
+    if job["preview"]:
+        preview = Preview(fps, _fit(width, height, limits["preview_width"]), limits["preview_seconds"])
+    shots = ShotDetector(limits["max_keyframes"], _fit(width, height, limits["thumb_width"]))
+    frame_count = _scan(cap, fps, header_frames, limits, shots, preview)
+    keyframes = shots.keyframes()
+    return _write_outputs(keyframes, preview is not None and preview.finish(), {
+        "container": job["container"], "width": width, "height": height, "fps": fps,
+        "frame_count": frame_count, "duration_s": frame_count / fps,
+    })
+
+
+def _check_header(width: int, height: int, fps: float, frames: float, limits: dict) -> None:
+    if width <= 0 or height <= 0:
+        raise Rejected("The file is truncated or corrupt: its video has no picture size.")
+    if width * height > limits["max_pixels"]:
+        raise Rejected(f"The video is {width}×{height} pixels ({width * height / 1e6:.3g} megapixels); "
+                       f"the limit is {limits['max_pixels'] / 1e6:.3g} megapixels.")
+    if not (math.isfinite(fps) and fps > 0):
+        raise Rejected("The file is truncated or corrupt: its video has no valid frame rate.")
+    if frames / fps > limits["max_duration_s"]:
+        raise Rejected(f"The video is {_duration(frames / fps)} long; "
+                       f"the limit is {_duration(limits['max_duration_s'])}.")
+
+
+def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
+          shots: ShotDetector, preview: Preview | None) -> int:
+    """One pass: grab() decodes every frame; only those analysed or previewed are retrieve()d,
+    which converts them to BGR (seeking would re-decode from the last keyframe each time).
+
+    Returns the number of frames in the clip.
+    """
+    max_frames = int(limits["max_duration_s"] * fps) + 1  # the header may understate the length
+    step = max(1, round(fps / ANALYSIS_FPS), math.ceil(header_frames / MAX_ANALYSED))
+    index = good = bad = 0
+    while cap.grab():
+        if index >= max_frames:
+            raise Rejected(f"The video is longer than the {_duration(limits['max_duration_s'])} limit.")
+        analyse, show = index % step == 0, preview is not None and preview.wants(index)
+        if analyse or show:
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                bad += 1
+            else:
+                good += 1
+                if frame.shape[0] * frame.shape[1] > limits["max_pixels"]:
+                    raise Rejected("The video's frames are larger than its header says and over the size limit.")
+                if analyse:
+                    shots.add(index, frame)
+                if show:
+                    preview.write(frame)
+        index += 1
+    if not shots.kept:
+        raise Rejected("The file contains no decodable video frames.")
+    if bad > good:
+        raise Rejected("The file is truncated or corrupt: most of its frames could not be decoded.")
+    return index
+
+
+class ShotDetector:
+    """Keeps the first analysed frame of each shot, thinned to an evenly spread subset.
+
+    A shot ends where the HSV histogram jumps between consecutive samples (a cut) or drifts far
+    from the shot's first sample (a pan or fade). Memory stays bounded: past 2 * max_keyframes
+    kept shots, every other one is dropped and from then on only every stride-th shot is kept.
+    """
+
+    def __init__(self, max_keyframes: int, thumb_size: tuple[int, int]):
+        self.max_keyframes = max_keyframes
+        self.thumb_size = thumb_size
+        self.kept: list[Keyframe] = []
+        self.shots = 0
+        self.stride = 1
+        self.previous: np.ndarray | None = None
+        self.anchor: np.ndarray | None = None
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        hist = _histogram(frame)
+        if self.previous is None or _distance(self.previous, hist) > CUT_DISTANCE \
+                or _distance(self.anchor, hist) > DRIFT_DISTANCE:
+            self._new_shot(index, frame)
+            self.anchor = hist
+        self.previous = hist
+
+    def _new_shot(self, index: int, frame: np.ndarray) -> None:
+        if self.shots % self.stride == 0:
+            self.kept.append(_keyframe(index, frame, self.thumb_size))
+            if len(self.kept) > 2 * self.max_keyframes:
+                self.kept = self.kept[::2]
+                self.stride *= 2
+        self.shots += 1
+
+    def keyframes(self) -> list[Keyframe]:
+        """At most max_keyframes of the kept shots, evenly spread, in time order."""
+        if len(self.kept) <= self.max_keyframes:
+            return self.kept
+        picks = np.linspace(0, len(self.kept) - 1, self.max_keyframes).round().astype(int)
+        return [self.kept[i] for i in picks]
+
+
+def _histogram(frame: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(cv2.resize(frame, HIST_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+    return cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    return cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA)
+
+
+def _keyframe(index: int, frame: np.ndarray, thumb_size: tuple[int, int]) -> Keyframe:
+    rgb = cv2.cvtColor(cv2.resize(frame, (CNN_SIZE, CNN_SIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    detail = float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+    return Keyframe(index, rgb, cv2.resize(frame, thumb_size, interpolation=cv2.INTER_AREA), detail)
+
+
+class Preview:
+    """A VP8/WebM preview of the first seconds, at most 15 fps (every step-th frame)."""
+
+    def __init__(self, fps: float, size: tuple[int, int], seconds: float):
+        self.step = math.ceil(fps / MAX_PREVIEW_FPS)
+        self.end = seconds * fps
+        self.size = size
+        self.writer = cv2.VideoWriter(PREVIEW, cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"VP80"), fps / self.step, size)
+
+    def wants(self, index: int) -> bool:
+        return index % self.step == 0 and index < self.end and self.writer.isOpened()
+
+    def write(self, frame: np.ndarray) -> None:
+        self.writer.write(cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA))
+
+    def finish(self) -> bool:
+        """Close the file; True if it decodes as VP8 WebM."""
+        self.writer.release()
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file|format_whitelist;matroska"
+        check = cv2.VideoCapture(PREVIEW, cv2.CAP_FFMPEG)
+        vp8 = cv2.VideoWriter_fourcc(*"VP80")
+        return check.isOpened() and check.read()[0] and int(check.get(cv2.CAP_PROP_FOURCC)) == vp8
+
+
+def _fit(width: int, height: int, target: int) -> tuple[int, int]:
+    """`target` wide with the aspect kept, both sides even (VP8 wants that), height capped."""
+    scale = min(target / width, MAX_ASPECT * target / height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes and secs else f"{minutes} min" if minutes else f"{secs} s"
+
+
+def _write_outputs(keyframes: list[Keyframe], has_preview: bool, probe: dict) -> dict:
+    np.save("frames.npy", np.stack([k.rgb for k in keyframes]))
+    for i, k in enumerate(keyframes):
+        jpeg = cv2.imencode(".jpg", k.thumbnail, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1]
+        Path(f"thumb_{i}.jpg").write_bytes(jpeg.tobytes())
+    return {
+        "probe": probe,
+        "timestamps": [k.index / probe["fps"] for k in keyframes],
+        "cover_index": int(np.argmax([k.detail for k in keyframes])),  # first of equals on ties
+        "preview": has_preview,
+    }
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)  # the parent never reads half a result
+
+
+if __name__ == "__main__":
+    main()

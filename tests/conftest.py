@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests run on whatever DATABASE_URL / CELERY_BROKER_URL say (CI: PostgreSQL
+and Redis), else on the embedded default (SQLite, filesystem broker)."""
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally when a server is missing; under CI=true that is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _private_files(request, tmp_path):
+    """Each test gets its own media and artefact folders, except tests sharing them with a worker."""
+    if request.node.get_closest_marker("worker") or "settings" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    settings = request.getfixturevalue("settings")
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("annie", password="pw-annie-123")
+
+
+@pytest.fixture
+def api(user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client

@@ -1,0 +1,16 @@
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+app = Celery("clipmine")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.conf.beat_schedule = {
+    # A message lost with a dead broker or machine leaves a video pending; pick it up again.
+    "requeue-stale-videos": {"task": "labeling.tasks.video_requeue_stale", "schedule": crontab(minute="*/5")},
+    # Keep the on-disk index snapshot close to the database so a restart loads it fast.
+    "snapshot-index": {"task": "labeling.tasks.index_snapshot", "schedule": crontab(minute="*/10")},
+}
