@@ -117,6 +117,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 class IngestBatchViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = IngestBatchSerializer
+    queryset = IngestBatch.objects.none()  # for the schema; get_queryset scopes to the user
 
     def get_queryset(self):
         batches = IngestBatch.objects.prefetch_related("items")
