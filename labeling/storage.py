@@ -1,5 +1,6 @@
 """Where stored files live. Every path is derived from ids and hashes we chose, never from a
 client's file name, and is checked to stay inside its root."""
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -58,3 +59,11 @@ def hash_model_dir() -> Path:
 
 def index_dir() -> Path:
     return Path(settings.ARTIFACT_ROOT) / "indexes"
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

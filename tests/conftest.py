@@ -19,7 +19,8 @@ def require(condition: bool, reason: str) -> None:
 @pytest.fixture(autouse=True)
 def _private_files(request, tmp_path):
     """Each test gets its own media and artefact folders, except tests sharing them with a worker."""
-    if request.node.get_closest_marker("worker") or "settings" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+    # tests/ml run without Django's settings; worker tests share the session's folders.
+    if request.node.get_closest_marker("worker") or not request.node.get_closest_marker("django_db"):
         return
     settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"

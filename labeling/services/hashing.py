@@ -8,7 +8,6 @@ old codes until that commit.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 
 import numpy as np
@@ -31,17 +30,10 @@ def feature_store() -> FeatureStore:
     return FeatureStore(storage.feature_store_root(), dim=FEATURE_DIM)
 
 
-def _file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, checksum: str):
-    if _file_sha256(path) != checksum:
+    if storage.file_sha256(path) != checksum:
         raise RuntimeError(f"hash model file {path} does not match its recorded checksum")
     return load_hasher(path)
 
@@ -61,7 +53,7 @@ def _write_artefact(model: HashModel, hasher) -> None:
     name = f"hash-{model.pk}-{model.method}-{model.n_bits}.npz"
     save(hasher, directory / name)
     model.artefact = name
-    model.checksum = _file_sha256(directory / name)
+    model.checksum = storage.file_sha256(directory / name)
 
 
 def hash_model_ensure_active(*, sample: np.ndarray) -> HashModel:

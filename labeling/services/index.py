@@ -1,7 +1,6 @@
 """Index snapshots: the faiss index written to disk, always rebuildable from VideoCode rows."""
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 from django.conf import settings
@@ -49,7 +48,7 @@ def index_snapshot_build(*, hash_model: HashModel | None = None) -> IndexSnapsho
     name = f"index-{model.pk}-{timezone.now():%Y%m%dT%H%M%S%f}.faiss"
     index.save(directory / name)
     snapshot = IndexSnapshot.objects.create(
-        hash_model=model, path=name, checksum=_sha256(directory / name), size=len(index),
+        hash_model=model, path=name, checksum=storage.file_sha256(directory / name), size=len(index),
         max_code_id=max_code_id, kind=index.kind,
     )
     for old in model.snapshots.all()[KEEP_SNAPSHOTS:]:
@@ -58,10 +57,3 @@ def index_snapshot_build(*, hash_model: HashModel | None = None) -> IndexSnapsho
         old.delete()
     return snapshot
 
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

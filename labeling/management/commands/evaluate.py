@@ -1,4 +1,3 @@
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -8,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from labeling import storage
 from labeling.management.progress import wait_for_batch
 from labeling.models import HashModel, Video, VideoCode
 from labeling.services.hashing import feature_store
@@ -22,13 +22,6 @@ from ml.index import HammingIndex
 KS = (10, 100)
 BASELINE_BITS = (32, 64, 128)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Command(BaseCommand):
@@ -60,7 +53,7 @@ class Command(BaseCommand):
 
     def _ingested(self, rows, wait) -> tuple[dict[str, Video], list[tuple[str, str]]]:
         """Videos of the CSV by content hash; files not yet ingested are ingested now."""
-        shas = [(_sha256(path), path, label) for path, label in tqdm(rows, desc="hashing", unit="file")]
+        shas = [(storage.file_sha256(path), path, label) for path, label in tqdm(rows, desc="hashing", unit="file")]
         known = {v.sha256: v for v in Video.objects.filter(sha256__in=[s for s, _, _ in shas])}
         missing = [(sha, path) for sha, path, _ in shas if sha not in known]
         if missing:
