@@ -11,6 +11,9 @@ import json
 import math
 import os
 import resource
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,7 @@ MAX_ANALYSED = 400       # ...but no more per clip, so long clips stay cheap
 HIST_SIZE = (64, 64)     # histograms come from a small copy: colour matters here, not detail
 CUT_DISTANCE = 0.35      # Bhattacharyya distance between consecutive samples that means a cut
 DRIFT_DISTANCE = 0.5     # ...or from the shot's first sample: a slow pan or fade ends a shot too
-MAX_PREVIEW_FPS = 15.0
+MAX_PREVIEW_FPS = 10.0
 MAX_ASPECT = 4           # thumbnails and preview are at most this many times taller than wide
 JPEG_QUALITY = 85
 FILE_SIZE_LIMIT = 64 << 20   # results take a few MB; this bounds a runaway writer
@@ -43,6 +46,21 @@ class Keyframe:
     rgb: np.ndarray          # (224, 224, 3), whole frame resized, for the CNN
     thumbnail: np.ndarray    # BGR, thumb size
     detail: float            # variance of the Laplacian: low for black, flat or blurred frames
+
+
+class Stopwatch:
+    """Seconds per stage (decode, keyframes, preview), reported for the benchmark and the logs."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
 
 
 def main() -> None:
@@ -95,12 +113,19 @@ def decode(job: dict) -> dict:
     if job["preview"]:
         preview = Preview(fps, _fit(width, height, limits["preview_width"]), limits["preview_seconds"])
     shots = ShotDetector(limits["max_keyframes"], _fit(width, height, limits["thumb_width"]))
-    frame_count = _scan(cap, fps, header_frames, limits, shots, preview)
-    keyframes = shots.keyframes()
-    return _write_outputs(keyframes, preview is not None and preview.finish(), {
-        "container": job["container"], "width": width, "height": height, "fps": fps,
-        "frame_count": frame_count, "duration_s": frame_count / fps,
-    })
+    clock = Stopwatch()
+    with clock("decode"):
+        frame_count = _scan(cap, fps, header_frames, limits, shots, preview, clock)
+    # _scan's own clock ran inside "decode": what is left of it is decoding proper.
+    clock.seconds["decode"] -= clock.seconds["keyframes"] + clock.seconds["preview"]
+    with clock("preview"):
+        has_preview = preview is not None and preview.finish()
+    with clock("keyframes"):
+        result = _write_outputs(shots.keyframes(), has_preview, {
+            "container": job["container"], "width": width, "height": height, "fps": fps,
+            "frame_count": frame_count, "duration_s": frame_count / fps,
+        })
+    return {**result, "stage_seconds": dict(clock.seconds)}
 
 
 def _check_header(width: int, height: int, fps: float, frames: float, limits: dict) -> None:
@@ -117,7 +142,7 @@ def _check_header(width: int, height: int, fps: float, frames: float, limits: di
 
 
 def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
-          shots: ShotDetector, preview: Preview | None) -> int:
+          shots: ShotDetector, preview: Preview | None, clock: Stopwatch) -> int:
     """One pass: grab() decodes every frame; only those analysed or previewed are retrieve()d,
     which converts them to BGR (seeking would re-decode from the last keyframe each time).
 
@@ -139,9 +164,11 @@ def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
                 if frame.shape[0] * frame.shape[1] > limits["max_pixels"]:
                     raise Rejected("The video's frames are larger than its header says and over the size limit.")
                 if analyse:
-                    shots.add(index, frame)
+                    with clock("keyframes"):
+                        shots.add(index, frame)
                 if show:
-                    preview.write(frame)
+                    with clock("preview"):
+                        preview.write(frame)
         index += 1
     if not shots.kept:
         raise Rejected("The file contains no decodable video frames.")
@@ -207,7 +234,7 @@ def _keyframe(index: int, frame: np.ndarray, thumb_size: tuple[int, int]) -> Key
 
 
 class Preview:
-    """A VP8/WebM preview of the first seconds, at most 15 fps (every step-th frame)."""
+    """A VP8/WebM preview of the first seconds, at most 10 fps (every step-th frame)."""
 
     def __init__(self, fps: float, size: tuple[int, int], seconds: float):
         self.step = math.ceil(fps / MAX_PREVIEW_FPS)

@@ -26,6 +26,7 @@ CNN_SIZE = 224
 SNIFF_BYTES = 4096
 ROOT = Path(__file__).resolve().parent.parent  # on the child's PYTHONPATH, for `-m ml.decode_child`
 MAX_RESULT_JSON = 1 << 20
+STAGES = ("decode", "keyframes", "preview")  # timed inside the child
 OUT_OF_MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "failed to map segment", "bad_alloc")
 
 
@@ -37,8 +38,8 @@ class DecodeLimits:
     max_duration_s: float = 600.0
     max_keyframes: int = 8
     thumb_width: int = 320
-    preview_width: int = 320
-    preview_seconds: float = 20.0
+    preview_width: int = 256
+    preview_seconds: float = 10.0
 
     def __post_init__(self):
         if min(dataclasses.astuple(self)) <= 0:
@@ -63,6 +64,7 @@ class DecodedVideo:
     thumbnails: list[bytes]      # JPEG bytes, thumb_width wide, aspect kept, one per keyframe
     cover_index: int             # the keyframe with the most detail (variance of the Laplacian):
                                  # skips black, washed-out and blurred frames such as fades
+    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # decode, keyframes, preview
 
 
 class VideoRejected(Exception):
@@ -325,6 +327,7 @@ def _decoded_from(work: Path, result: dict, limits: DecodeLimits) -> DecodedVide
         frames=frames,
         thumbnails=thumbnails,
         cover_index=int(result["cover_index"]),
+        stage_seconds={stage: float(result.get("stage_seconds", {}).get(stage, 0.0)) for stage in STAGES},
     )
 
 

@@ -22,6 +22,8 @@ from ml.store import FeatureStore
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 4096
+# PCA+ITQ directions settle long before this many samples; fitting on more only costs RAM and time.
+FIT_SAMPLE_MAX = 100_000
 
 
 def feature_store() -> FeatureStore:
@@ -29,6 +31,12 @@ def feature_store() -> FeatureStore:
 
     return FeatureStore(storage.feature_store_root(), dim=FEATURE_DIM)
 
+
+def fit_sample(ids: np.ndarray, limit: int = FIT_SAMPLE_MAX) -> np.ndarray:
+    """At most `limit` of `ids`, drawn without replacement (seeded, so a refit is reproducible), sorted."""
+    if len(ids) <= limit:
+        return ids
+    return np.sort(np.random.default_rng(0).choice(ids, size=limit, replace=False))
 
 
 @functools.lru_cache(maxsize=4)
@@ -106,10 +114,10 @@ def hash_model_refit(*, method: str | None = None, n_bits: int | None = None) ->
         return None
     try:
         store = feature_store()
-        ids = np.array(sorted(Video.objects.filter(status=Video.Status.READY).values_list("pk", flat=True)))
-        hasher = _fit(model.method, model.n_bits, store.get(ids))
+        ready = np.array(sorted(Video.objects.filter(status=Video.Status.READY).values_list("pk", flat=True)))
+        hasher = _fit(model.method, model.n_bits, store.get(fit_sample(ready)))
         _write_artefact(model, hasher)
-        model.fitted_on = len(ids)
+        model.fitted_on = len(ready)
         model.save(update_fields=["artefact", "checksum", "fitted_on"])
         _encode_missing(model, hasher, store)
         with transaction.atomic():

@@ -54,7 +54,9 @@ def video_process(*, video_id: int) -> bool:
         preview.unlink(missing_ok=True)
         return False
     try:
+        features_started = time.monotonic()
         feature = _extractor().video_feature(decoded.frames)
+        stages = {**decoded.stage_seconds, "features": time.monotonic() - features_started}
         feature_store().put(video.pk, feature)
         thumbs = []
         for position, jpeg in enumerate(decoded.thumbnails):
@@ -80,6 +82,8 @@ def video_process(*, video_id: int) -> bool:
         current = HashModel.objects.filter(status=HashModel.Status.ACTIVE).first()
         if current and current.pk != model.pk:
             video_code_write(video_id=video.pk, feature=feature, model=current)
+        log.info("video %s ready in %.2f s (%s)", video.pk, video.processing_seconds,
+                 ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items()))
     except Exception as exc:
         log.exception("processing video %s failed", video_id)
         _finish(video, Video.Status.FAILED, f"Processing failed on our side ({type(exc).__name__}: {exc}). Retry it.")

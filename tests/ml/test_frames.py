@@ -1,4 +1,6 @@
 """ml.frames on real clips: probe, keyframes by shot change, cover, thumbnails, preview."""
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -87,7 +89,7 @@ def test_the_cover_is_the_keyframe_with_most_detail_not_a_black_opening(tmp_path
     assert decoded.cover_index == 1
 
 
-def test_preview_is_a_vp8_webm_at_preview_width_and_at_most_15_fps(tmp_path):
+def test_preview_is_a_vp8_webm_at_preview_width_and_at_most_10_fps(tmp_path):
     clip = write_clip(tmp_path / "fast.mp4", frames=60, fps=30, size=(320, 240))
     preview = tmp_path / "preview.webm"
     decode_video(clip, limits=DecodeLimits(preview_width=160), preview_path=preview)
@@ -95,11 +97,11 @@ def test_preview_is_a_vp8_webm_at_preview_width_and_at_most_15_fps(tmp_path):
     cap = cv2.VideoCapture(str(preview), cv2.CAP_FFMPEG)
     assert int(cap.get(cv2.CAP_PROP_FOURCC)) == VP80
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 120)
-    assert cap.get(cv2.CAP_PROP_FPS) == 15
+    assert cap.get(cv2.CAP_PROP_FPS) == 10
     frames = 0
     while cap.read()[0]:
         frames += 1
-    assert frames == 30  # every other frame of 2 s at 30 fps
+    assert frames == 20  # every third frame of 2 s at 30 fps
 
 
 def test_preview_stops_after_preview_seconds(tmp_path):
@@ -110,10 +112,20 @@ def test_preview_stops_after_preview_seconds(tmp_path):
     frames = 0
     while cap.read()[0]:
         frames += 1
-    assert frames == 18
+    assert frames == 9  # every other frame (12 fps -> 6 fps) of the first 1.5 s
 
 
 def test_without_a_preview_path_nothing_is_written_beside_the_clip(tmp_path):
     clip = write_clip(tmp_path / "quiet.mp4")
     decode_video(clip)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quiet.mp4"]
+
+
+def test_decode_reports_the_seconds_of_each_stage(tmp_path):
+    clip = write_clip(tmp_path / "a.mp4", frames=48, scenes=2)
+    started = time.perf_counter()
+    decoded = decode_video(clip, preview_path=tmp_path / "p.webm")
+    wall = time.perf_counter() - started
+    assert set(decoded.stage_seconds) == {"decode", "keyframes", "preview"}
+    assert all(s > 0 for s in decoded.stage_seconds.values())
+    assert sum(decoded.stage_seconds.values()) < wall

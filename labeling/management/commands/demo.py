@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from ml.demo import build_demo_corpus
@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--clips-per-topic", type=int, default=45)
 
     def handle(self, *args, out, clips_per_topic, **options):
+        if clips_per_topic < 2:
+            raise CommandError("--clips-per-topic must be at least 2 (a topic of one clip has no neighbours to find)")
         bar = tqdm(desc="building demo clips", unit="clip")
 
         def progress(done: int, total: int) -> None:

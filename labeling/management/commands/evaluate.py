@@ -23,7 +23,6 @@ KS = (10, 100)
 BASELINE_BITS = (32, 64, 128)
 
 
-
 class Command(BaseCommand):
     help = "Measure retrieval quality (mAP@10, mAP@100) of the codes and the float features against a truth CSV."
 
@@ -35,15 +34,16 @@ class Command(BaseCommand):
     def handle(self, *args, truth, json_path: Path | None, wait, **options):
         try:
             rows = read_truth(truth)
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"{truth}: {exc}") from None
+        except (OSError, ValueError) as exc:  # both messages already name the file
+            raise CommandError(str(exc)) from None
         videos, pairs = self._ingested(rows, wait)
         labelled = [(videos[sha], label) for sha, label in pairs if videos[sha].status == Video.Status.READY]
         skipped = len(rows) - len(labelled)
-        if len(labelled) < 2:
-            raise CommandError("fewer than two processed videos: nothing to evaluate")
         ids = np.array([v.pk for v, _ in labelled])
         labels = np.array([label for _, label in labelled])
+        if len(labels) == len(set(labels)):
+            # mAP needs a query with at least one relevant neighbour.
+            raise CommandError(f"{len(labels)} processed videos and no label shared by two of them: nothing to evaluate")
         report = self._measure(ids, labels)
         report.update(truth=str(truth), videos=len(labelled), skipped=skipped, topics=len(set(labels)))
         self._print(report)

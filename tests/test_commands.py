@@ -1,0 +1,121 @@
+"""Management commands as an operator runs them: ingest, evaluate, rebuild_index, demo."""
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling.models import HashModel, IndexSnapshot, Video
+from labeling.services.hashing import fit_sample
+from tests.videos import write_clip
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_ingest_walks_folders_recursively_and_summarises(tmp_path):
+    (tmp_path / "in" / "deeper").mkdir(parents=True)
+    write_clip(tmp_path / "in" / "a.mp4", seed=1)
+    write_clip(tmp_path / "in" / "deeper" / "b.mp4", seed=2)
+    (tmp_path / "in" / "deeper" / "copy of a.mp4").write_bytes((tmp_path / "in" / "a.mp4").read_bytes())
+    (tmp_path / "in" / "empty.mp4").write_bytes(b"")
+    (tmp_path / "in" / ".hidden.mp4").write_bytes(b"skipped: dot files are not ingested")
+
+    out = run("ingest", str(tmp_path / "in"), "--inline")
+
+    assert "4 files: 3 accepted, 1 duplicate, 0 refused" in out
+    assert "processed: 2 ready, 1 rejected, 0 failed" in out
+    assert "rejected empty.mp4: The file is empty." in out
+    assert sorted(Video.objects.values_list("original_name", "status")) == [
+        ("a.mp4", "ready"), ("b.mp4", "ready"), ("empty.mp4", "rejected")]
+
+
+def test_ingest_twice_adds_nothing(tmp_path):
+    clip = write_clip(tmp_path / "a.mp4")
+    run("ingest", str(clip))
+    out = run("ingest", str(clip))
+    assert "1 files: 0 accepted, 1 duplicate, 0 refused" in out
+    assert Video.objects.count() == 1
+
+
+def test_ingest_of_a_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="no such file or folder"):
+        run("ingest", str(tmp_path / "nowhere"))
+    assert Video.objects.count() == 0
+
+
+@pytest.fixture
+def truth_csv(tmp_path):
+    """Two labels, three clips each: the same moving texture cut to different lengths."""
+    lines = ["path,label"]
+    for label, seed in (("red", 1), ("blue", 2)):
+        for frames in (24, 30, 36):
+            write_clip(tmp_path / f"{label}-{frames}.mp4", seed=seed, frames=frames)
+            lines.append(f"{label}-{frames}.mp4,{label}")
+    (tmp_path / "truth.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "truth.csv"
+
+
+def test_evaluate_ingests_what_is_missing_and_writes_json(tmp_path, truth_csv):
+    write_clip(tmp_path / "already.mp4", seed=1, frames=24)  # same bytes as red-24: matched by hash
+    run("ingest", str(tmp_path / "already.mp4"), "--inline")
+
+    out = run("evaluate", "--truth", str(truth_csv), "--json", str(tmp_path / "report.json"))
+
+    assert Video.objects.filter(status=Video.Status.READY).count() == 6
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["videos"], report["topics"], report["skipped"]) == (6, 2, 0)
+    assert report["index"]["kind"] == "exact"
+    rows = {row["representation"].split(":")[0].split(" (")[0]: row for row in report["rows"]}
+    assert rows["float features"]["bytes_per_video"] == 1280 * 4
+    assert rows["stored codes"]["bytes_per_video"] == 8  # the default 64-bit bootstrap model
+    assert {r["bytes_per_video"] for r in report["rows"]} >= {4, 8, 16}
+    # Clips of one texture are each other's nearest neighbours in feature space.
+    assert rows["float features"]["map@10"] > 0.9
+    assert all(0 <= r["map@10"] <= 1 and 0 <= r["map@100"] <= 1 for r in report["rows"])
+    assert "mAP@10" in out and "float features" in out
+
+
+def test_evaluate_refuses_a_truth_file_without_shared_labels(tmp_path):
+    write_clip(tmp_path / "a.mp4", seed=1)
+    write_clip(tmp_path / "b.mp4", seed=2)
+    (tmp_path / "truth.csv").write_text("path,label\na.mp4,x\nb.mp4,y\n")
+    with pytest.raises(CommandError, match="no label shared"):
+        run("evaluate", "--truth", str(tmp_path / "truth.csv"))
+
+
+def test_evaluate_names_the_bad_line_of_a_truth_file(tmp_path):
+    (tmp_path / "truth.csv").write_text("path,label\na.mp4\n")
+    with pytest.raises(CommandError) as error:
+        run("evaluate", "--truth", str(tmp_path / "truth.csv"))
+    assert str(error.value).count("truth.csv") == 1 and "truth.csv:2" in str(error.value)
+
+
+def test_rebuild_index_indexes_every_ready_video(tmp_path):
+    assert "No hash model yet" in run("rebuild_index")
+    for seed in range(3):
+        write_clip(tmp_path / f"{seed}.mp4", seed=seed)
+    run("ingest", str(tmp_path), "--inline")
+    out = run("rebuild_index")
+    snapshot = IndexSnapshot.objects.get()
+    assert snapshot.size == 3 and snapshot.hash_model == HashModel.objects.get(status=HashModel.Status.ACTIVE)
+    assert "3 codes, exact search" in out
+
+
+def test_demo_refuses_topics_of_one_clip(tmp_path):
+    with pytest.raises(CommandError, match="at least 2"):
+        run("demo", "--out", str(tmp_path), "--clips-per-topic", "1")
+
+
+def test_fit_sample_caps_and_is_reproducible():
+    ids = np.arange(1, 1001)
+    assert fit_sample(ids, limit=2000) is ids
+    sample = fit_sample(ids, limit=100)
+    assert len(sample) == 100 and len(set(sample)) == 100 and set(sample) <= set(ids)
+    assert np.array_equal(sample, np.sort(sample)) and np.array_equal(sample, fit_sample(ids, limit=100))
