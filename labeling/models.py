@@ -1,6 +1,7 @@
 """clipmine's data. Writes go through labeling.services; reads through labeling.selectors."""
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Video(models.Model):
@@ -145,3 +146,172 @@ class IndexSnapshot(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class Label(models.Model):
+    """A node of the label taxonomy. Merged labels stay as history and point at their target."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DEPRECATED = "deprecated"  # kept for history and old annotations, no longer offered
+        MERGED = "merged"  # its annotations moved to merged_into
+
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, related_name="children", on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    merged_into = models.ForeignKey("self", null=True, blank=True, related_name="merged_from", on_delete=models.PROTECT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            # Two live labels may not share a name, whatever the case; merged ones are history.
+            models.UniqueConstraint(
+                Lower("name"), condition=~models.Q(status="merged"), name="label_unique_live_name"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class TaxonomyEvent(models.Model):
+    """One change to the label tree. Its id is the taxonomy version that the change produced."""
+
+    class Kind(models.TextChoices):
+        CREATE = "create"
+        RENAME = "rename"
+        MOVE = "move"
+        MERGE = "merge"
+        SPLIT = "split"
+        DEPRECATE = "deprecate"
+        RESTORE = "restore"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    label = models.ForeignKey(Label, related_name="events", on_delete=models.PROTECT)
+    target = models.ForeignKey(Label, null=True, blank=True, related_name="+", on_delete=models.PROTECT)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    annotations_moved = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class Annotation(models.Model):
+    """A person's (or a bulk action's) label for a video. One current annotation per video;
+    relabelling keeps the old one as history. `label` follows merges and splits;
+    `labelled_as` is what was chosen at the time and never changes."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual"
+        CLUSTER = "cluster"  # bulk label of a mined cluster
+        PROPOSAL = "proposal"  # accepting or merging a new-class proposal
+        QUEUE = "queue"  # active-learning queue
+
+    video = models.ForeignKey(Video, related_name="annotations", on_delete=models.CASCADE)
+    label = models.ForeignKey(Label, related_name="annotations", on_delete=models.PROTECT)
+    labelled_as = models.ForeignKey(Label, related_name="+", on_delete=models.PROTECT)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    cluster = models.ForeignKey("Cluster", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    is_current = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["video"], condition=models.Q(is_current=True), name="annotation_one_current"),
+        ]
+        indexes = [models.Index(fields=["label", "is_current"], name="annotation_label_current")]
+
+
+class MiningRun(models.Model):
+    """One pass of topic mining over the codes of a hash model. Pages show the newest complete
+    run, so a run in progress never changes what people are looking at."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPLETE = "complete"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        SCHEDULE = "schedule"
+        API = "api"
+        COMMAND = "command"
+
+    hash_model = models.ForeignKey(HashModel, related_name="mining_runs", on_delete=models.CASCADE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    params = models.JSONField(default=dict)
+    code_version = models.CharField(max_length=32)
+    taxonomy_version = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict)
+    stage = models.CharField(max_length=32, blank=True)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="running"), name="miningrun_one_running"),
+        ]
+
+
+class Cluster(models.Model):
+    run = models.ForeignKey(MiningRun, related_name="clusters", on_delete=models.CASCADE)
+    rank = models.PositiveIntegerField()  # 1 = largest
+    size = models.PositiveIntegerField()
+    cohesion = models.FloatField()
+    medoid = models.ForeignKey(Video, related_name="+", on_delete=models.CASCADE)
+    members = models.ManyToManyField(Video, through="ClusterMember", related_name="clusters")
+
+    class Meta:
+        ordering = ["run", "rank"]
+        constraints = [models.UniqueConstraint(fields=["run", "rank"], name="cluster_unique_rank")]
+
+    def __str__(self):
+        return f"topic {self.rank} of run {self.run_id}"
+
+
+class ClusterMember(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE)
+    video = models.ForeignKey(Video, on_delete=models.CASCADE)
+    distance = models.PositiveSmallIntegerField()  # Hamming distance to the medoid: members sort by it
+
+    class Meta:
+        ordering = ["distance", "video_id"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "video"], name="clustermember_unique")]
+
+
+class Proposal(models.Model):
+    """A mined cluster that no existing label explains, waiting for a taxonomy owner."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"  # became a new label
+        MERGED = "merged"  # its members were labelled with an existing label
+        REJECTED = "rejected"  # remembered: an overlapping cluster is not proposed again
+        SUPERSEDED = "superseded"  # a newer mining run replaced it before anyone decided
+
+    cluster = models.OneToOneField(Cluster, related_name="proposal", on_delete=models.CASCADE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    novelty = models.FloatField()  # higher: less explained by the taxonomy; the page sorts by it
+    evidence = models.JSONField(default=dict)  # labelled fraction, distance to labelled videos, ...
+    nearest_labels = models.JSONField(default=list)  # [{"id", "name", "similarity"}], best first
+    label = models.ForeignKey(Label, null=True, blank=True, related_name="proposals", on_delete=models.PROTECT)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-novelty", "id"]

@@ -5,8 +5,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from labeling.models import Video
-from labeling.services import hashing, index, processing
+from labeling.models import MiningRun, Video
+from labeling.services import hashing, index, mining, processing
 
 
 @shared_task(acks_late=True)
@@ -34,3 +34,21 @@ def video_requeue_stale() -> int:
     for pk in stale:
         video_process.delay(pk)
     return len(stale)
+
+
+@shared_task
+def mining_run(run_id: int) -> None:
+    mining.mining_run_execute(run_id=run_id)
+
+
+@shared_task
+def mining_scheduled() -> int | None:
+    """Beat: mine again if videos arrived or the taxonomy changed since the last complete run."""
+    try:
+        run = mining.mining_run_start(trigger=MiningRun.Trigger.SCHEDULE, if_changed=True)
+    except mining.MiningError:
+        return None
+    if run is not None:
+        mining.mining_run_execute(run_id=run.pk)
+        return run.pk
+    return None

@@ -1,14 +1,24 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from labeling import api
-from labeling.views import media, videos
+from labeling.api import people as people_api
+from labeling.api import taxonomy as taxonomy_api
+from labeling.api import topics as topics_api
+from labeling.api import videos as api
+from labeling.views import media, people, proposals, taxonomy, topics, videos
 
 app_name = "labeling"
 
 router = DefaultRouter()
 router.register("videos", api.VideoViewSet, basename="video")
 router.register("batches", api.IngestBatchViewSet, basename="batch")
+router.register("labels", taxonomy_api.LabelViewSet, basename="label")
+router.register("taxonomy-events", taxonomy_api.TaxonomyEventViewSet, basename="taxonomy-event")
+router.register("annotations", taxonomy_api.AnnotationViewSet, basename="annotation")
+router.register("mining-runs", topics_api.MiningRunViewSet, basename="mining-run")
+router.register("clusters", topics_api.ClusterViewSet, basename="cluster")
+router.register("proposals", topics_api.ProposalViewSet, basename="proposal")
+router.register("people", people_api.PersonViewSet, basename="person")
 
 urlpatterns = [
     path("", videos.video_list, name="video_list"),
@@ -16,6 +26,29 @@ urlpatterns = [
     path("videos/<int:pk>/retry/", videos.video_retry_view, name="video_retry"),
     path("upload/", videos.upload, name="upload"),
     path("batches/<int:pk>/", videos.batch_progress_view, name="batch_progress"),
+    path("videos/<int:pk>/label/", videos.video_label, name="video_label"),
+    path("topics/", topics.topic_list, name="topics"),
+    path("topics/progress/", topics.mining_progress, name="mining_progress"),
+    path("topics/mine/", topics.mine_now, name="mine_now"),
+    path("topics/<int:pk>/", topics.cluster_detail, name="cluster_detail"),
+    path("topics/<int:pk>/label/", topics.cluster_label, name="cluster_label"),
+    path("taxonomy/", taxonomy.taxonomy_page, name="taxonomy"),
+    path("taxonomy/create/", taxonomy.label_create_view, name="label_create"),
+    path("taxonomy/<int:pk>/rename/", taxonomy.label_rename_view, name="label_rename"),
+    path("taxonomy/<int:pk>/move/", taxonomy.label_move_view, name="label_move"),
+    path("taxonomy/<int:pk>/merge/", taxonomy.label_merge_view, name="label_merge"),
+    path("taxonomy/<int:pk>/split/", taxonomy.label_split_view, name="label_split"),
+    path("taxonomy/<int:pk>/deprecate/", taxonomy.label_deprecate_view, name="label_deprecate"),
+    path("taxonomy/<int:pk>/restore/", taxonomy.label_restore_view, name="label_restore"),
+    path("taxonomy/history/", taxonomy.taxonomy_history, name="taxonomy_history"),
+    path("taxonomy/<int:pk>/history/", taxonomy.taxonomy_history, name="label_history"),
+    path("proposals/", proposals.proposal_list, name="proposals"),
+    path("proposals/<int:pk>/", proposals.proposal_detail, name="proposal_detail"),
+    path("proposals/<int:pk>/accept/", proposals.proposal_accept_view, name="proposal_accept"),
+    path("proposals/<int:pk>/merge/", proposals.proposal_merge_view, name="proposal_merge"),
+    path("proposals/<int:pk>/reject/", proposals.proposal_reject_view, name="proposal_reject"),
+    path("people/", people.people, name="people"),
+    path("people/<int:pk>/role/", people.person_role, name="person_role"),
     path("media/keyframes/<int:pk>.jpg", media.keyframe_image, name="keyframe_image"),
     path("media/previews/<int:pk>.webm", media.video_preview, name="video_preview"),
     path("media/videos/<int:pk>/original", media.video_original, name="video_original"),

@@ -29,7 +29,13 @@ def _private_files(request, tmp_path):
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user("annie", password="pw-annie-123")
+    """An annotator: may upload and label, not change the taxonomy."""
+    from labeling.roles import Role
+    from labeling.services.people import role_grant
+
+    annie = django_user_model.objects.create_user("annie", password="pw-annie-123")
+    role_grant(user=annie, role=Role.ANNOTATOR)
+    return annie
 
 
 @pytest.fixture

@@ -62,7 +62,8 @@ def truth_csv(tmp_path):
     return tmp_path / "truth.csv"
 
 
-def test_evaluate_ingests_what_is_missing_and_writes_json(tmp_path, truth_csv):
+def test_evaluate_ingests_what_is_missing_and_writes_json(tmp_path, truth_csv, settings):
+    settings.CLIPMINE_MINING_MIN_SIZE = 3  # topics of three clips
     write_clip(tmp_path / "already.mp4", seed=1, frames=24)  # same bytes as red-24: matched by hash
     run("ingest", str(tmp_path / "already.mp4"), "--inline")
 
@@ -80,6 +81,9 @@ def test_evaluate_ingests_what_is_missing_and_writes_json(tmp_path, truth_csv):
     assert rows["float features"]["map@10"] > 0.9
     assert all(0 <= r["map@10"] <= 1 and 0 <= r["map@100"] <= 1 for r in report["rows"])
     assert "mAP@10" in out and "float features" in out
+    clusters = report["clusters"]
+    assert (clusters["topics"], clusters["clustered"], clusters["purity"], clusters["nmi"]) == (2, 1.0, 1.0, 1.0)
+    assert "purity 1.0, NMI 1.0" in out
 
 
 def test_evaluate_refuses_a_truth_file_without_shared_labels(tmp_path):

@@ -2,6 +2,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from django.conf import settings  # lazy: read when the schedule below is built
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
@@ -13,4 +14,6 @@ app.conf.beat_schedule = {
     "requeue-stale-videos": {"task": "labeling.tasks.video_requeue_stale", "schedule": crontab(minute="*/5")},
     # Keep the on-disk index snapshot close to the database so a restart loads it fast.
     "snapshot-index": {"task": "labeling.tasks.index_snapshot", "schedule": crontab(minute="*/10")},
+    # Topics and new-class proposals follow new videos and taxonomy changes.
+    "mine-topics": {"task": "labeling.tasks.mining_scheduled", "schedule": 60.0 * settings.CLIPMINE_MINING_EVERY_MINUTES},
 }

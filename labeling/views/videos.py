@@ -1,12 +1,17 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from labeling.models import IngestBatch, Video
+from labeling.roles import can_label, require
 from labeling.selectors import videos as video_selectors
 from labeling.selectors.similar import similar_videos
+from labeling.selectors.taxonomy import offered_labels
+from labeling.services.annotations import video_annotate
 from labeling.services.ingest import ingest_batch_create, video_ingest_stream, video_retry
+from labeling.services.taxonomy import TaxonomyError
+from labeling.views.taxonomy import chosen_label
 
 PAGE_SIZE = 48
 
@@ -27,12 +32,37 @@ def video_list(request):
 @login_required
 def video_detail(request, pk: int):
     video = get_object_or_404(Video.objects.prefetch_related("keyframes"), pk=pk)
-    context = {"video": video, "neighbours": similar_videos(video, k=12)}
-    template = "labeling/video_detail.html#status" if request.htmx else "labeling/video_detail.html"
-    return render(request, template, context)
+    if request.htmx:  # the status line polls while the video is processed
+        return render(request, "labeling/video_detail.html#status", {"video": video})
+    context = {"video": video, "neighbours": similar_videos(video, k=12), **_annotation_context(video)}
+    return render(request, "labeling/video_detail.html", context)
 
 
-@login_required
+@require(can_label)
+@require_POST
+def video_label(request, pk: int):
+    video = get_object_or_404(Video, pk=pk)
+    try:
+        video_annotate(video=video, label=chosen_label(request.POST.get("label")), annotator=request.user)
+    except TaxonomyError as exc:
+        extra = {"error": str(exc)}
+    else:
+        if not request.htmx:
+            return redirect("labeling:video_detail", pk=video.pk)
+        extra = {"saved": True}
+    context = {"video": video, **_annotation_context(video), **extra}
+    if request.htmx:
+        return render(request, "labeling/video_detail.html#annotation", context)
+    context["neighbours"] = similar_videos(video, k=12)
+    return render(request, "labeling/video_detail.html", context, status=400)
+
+
+def _annotation_context(video: Video) -> dict:
+    current = video.annotations.filter(is_current=True).select_related("label", "annotator").first()
+    return {"current": current, "labels": offered_labels()}
+
+
+@require(can_label)
 @require_POST
 def video_retry_view(request, pk: int):
     video = get_object_or_404(Video, pk=pk)
@@ -41,7 +71,7 @@ def video_retry_view(request, pk: int):
     return render(request, "labeling/video_detail.html#status", {"video": video})
 
 
-@login_required
+@require(can_label)
 def upload(request):
     if request.method == "POST":
         batch = ingest_batch_create(source=Video.Source.UPLOAD, user=request.user)

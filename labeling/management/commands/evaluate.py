@@ -10,14 +10,16 @@ from tqdm import tqdm
 from labeling import storage
 from labeling.management.progress import wait_for_batch
 from labeling.models import HashModel, Video, VideoCode
-from labeling.services.hashing import feature_store
+from labeling.services.hashing import feature_store, hash_model_refit, refit_due
 from labeling.services.ingest import ingest_batch_create, video_ingest_path
+from labeling.services.mining import mining_params
 from labeling.services.processing import video_process
 from ml.demo import read_truth
-from ml.evaluation import retrieval_map_cosine, retrieval_map_hamming
+from ml.evaluation import cluster_purity, nmi, retrieval_map_cosine, retrieval_map_hamming
 from ml.features import FEATURE_DIM
 from ml.hashing import ITQHasher, LSHHasher
 from ml.index import HammingIndex
+from ml.topics import mine_topics
 
 KS = (10, 100)
 BASELINE_BITS = (32, 64, 128)
@@ -37,6 +39,8 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:  # both messages already name the file
             raise CommandError(str(exc)) from None
         videos, pairs = self._ingested(rows, wait)
+        if not wait and refit_due():  # what a worker would do next: ITQ once the corpus is big enough
+            self.stdout.write(f"fitting a new hash model first: {hash_model_refit()}")
         labelled = [(videos[sha], label) for sha, label in pairs if videos[sha].status == Video.Status.READY]
         skipped = len(rows) - len(labelled)
         ids = np.array([v.pk for v, _ in labelled])
@@ -79,12 +83,14 @@ class Command(BaseCommand):
         add(f"float features ({FEATURE_DIM}-d float32, cosine)", FEATURE_DIM * 4,
             retrieval_map_cosine(features, labels, ks=KS), time.perf_counter() - started)
         model = HashModel.objects.filter(status=HashModel.Status.ACTIVE).first()
+        topics = None
         if model:
             codes = dict(VideoCode.objects.filter(hash_model=model, video_id__in=ids).values_list("video_id", "code"))
             packed = np.stack([np.frombuffer(bytes(codes[int(i)]), np.uint8) for i in ids])
             started = time.perf_counter()
             add(f"stored codes: {model.get_method_display()}, {model.n_bits} bits (hash model #{model.pk})",
                 model.n_bits // 8, retrieval_map_hamming(packed, labels, ks=KS), time.perf_counter() - started)
+            topics = self._topics(packed, ids, labels)
         for cls in (ITQHasher, LSHHasher):
             for bits in BASELINE_BITS:
                 started = time.perf_counter()
@@ -98,6 +104,26 @@ class Command(BaseCommand):
             "index": {"kind": index.kind_for(ready), "videos_indexed": ready,
                       "exact_threshold": settings.CLIPMINE_INDEX_EXACT_THRESHOLD},
             "rows": rows,
+            "clusters": topics,
+        }
+
+    @staticmethod
+    def _topics(codes: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> dict:
+        """Topics mined from the stored codes of these videos, scored against their labels.
+        Videos left out as noise form one extra cluster for NMI and are excluded from purity."""
+        params = mining_params()
+        started = time.perf_counter()
+        result = mine_topics(codes, ids, params)
+        assignment = np.full(len(ids), -1)
+        row_of = {int(v): i for i, v in enumerate(ids)}
+        for number, topic in enumerate(result.topics):
+            assignment[[row_of[int(v)] for v in topic.members]] = number
+        clustered = assignment >= 0
+        return {
+            "topics": len(result.topics), "clustered": round(float(clustered.mean()), 3),
+            "purity": round(cluster_purity(assignment[clustered], labels[clustered]), 3) if clustered.any() else None,
+            "nmi": round(nmi(assignment, labels), 3), "params": params.as_dict(),
+            "seconds": round(time.perf_counter() - started, 3),
         }
 
     def _print(self, report: dict) -> None:
@@ -105,9 +131,14 @@ class Command(BaseCommand):
             f"\n{report['videos']} videos in {report['topics']} topics ({report['skipped']} not usable); "
             f"index: {report['index']['kind']} search over {report['index']['videos_indexed']} videos\n"
         )
-        header = f"{'representation':<58} {'bytes/video':>11} " + " ".join(f"{'mAP@' + str(k):>8}" for k in KS)
+        header = f"{'representation':<64} {'bytes/video':>11} " + " ".join(f"{'mAP@' + str(k):>8}" for k in KS)
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         for row in report["rows"]:
             scores = " ".join(f"{row[f'map@{k}']:>8.3f}" for k in KS)
-            self.stdout.write(f"{row['representation']:<58} {row['bytes_per_video']:>11} {scores}")
+            self.stdout.write(f"{row['representation']:<64} {row['bytes_per_video']:>11} {scores}")
+        topics = report["clusters"]
+        if topics:
+            self.stdout.write(
+                f"\ntopics mined from the stored codes: {topics['topics']} topics covering {topics['clustered']:.0%} "
+                f"of the videos; purity {topics['purity']}, NMI {topics['nmi']}")

@@ -6,6 +6,7 @@ from tqdm import tqdm
 from labeling.management.progress import wait_for_batch
 from labeling.models import IngestItem, Video
 from labeling.services.ingest import ingest_batch_create, iter_video_files, video_ingest_path
+from labeling.services.hashing import hash_model_refit, refit_due
 from labeling.services.processing import video_process
 
 
@@ -38,6 +39,8 @@ class Command(BaseCommand):
             accepted = [r.video.pk for r in results if r.outcome == IngestItem.Outcome.ACCEPTED]
             for pk in tqdm(accepted, desc="processing", unit="video"):
                 video_process(video_id=pk)
+            if refit_due():  # what the worker would enqueue: ITQ once the corpus is big enough
+                self.stdout.write(f"fitting a new hash model: {hash_model_refit()}")
         if wait or inline:
             progress = wait_for_batch(batch)
             self.stdout.write(

@@ -10,13 +10,26 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from tqdm import tqdm
+
+from labeling import storage
 from labeling.management.commands.demo import demo_dir
 from labeling.management.progress import wait_for_batch
-from labeling.models import Video
+from labeling.models import HashModel, Label, MiningRun, Video
+from labeling.roles import Role
+from labeling.services import mining, taxonomy
+from labeling.services.annotations import videos_annotate
+from labeling.services.hashing import refit_due
 from labeling.services.ingest import ingest_batch_create, iter_video_files, video_ingest_path
-from ml.demo import build_demo_corpus
+from labeling.services.people import role_grant
+from labeling.tasks import mining_run
+from ml.demo import build_demo_corpus, read_truth
 
-DEMO_USER, DEMO_PASSWORD = "demo", "clipmine-demo"
+DEMO_USER, DEMO_PASSWORD = "demo", "clipmine-demo"  # admin: may do everything
+ANNOTATOR, ANNOTATOR_PASSWORD = "annie", "clipmine-annie"  # annotator: labels, cannot edit the taxonomy
+DEMO_LABELLED_TOPICS = 6  # the other topics are left for mining to propose as new classes
+DEMO_LABELLED_PER_TOPIC = 12
+REFIT_WAIT_S = 300
 
 
 class Command(BaseCommand):
@@ -32,10 +45,13 @@ class Command(BaseCommand):
         self._demo_user()
         children = [self._start_worker(concurrency), self._start_web(addr)]
         try:
-            self.stdout.write(self.style.SUCCESS(f"\nclipmine: http://{addr}/   login: {DEMO_USER} / {DEMO_PASSWORD}\n"))
+            logins = f"login: {DEMO_USER} / {DEMO_PASSWORD} (admin), {ANNOTATOR} / {ANNOTATOR_PASSWORD} (annotator)"
+            self.stdout.write(self.style.SUCCESS(f"\nclipmine: http://{addr}/   {logins}\n"))
             if not no_demo:
-                self._ingest_demo()
-                self.stdout.write(self.style.SUCCESS(f"demo ready: http://{addr}/   login: {DEMO_USER} / {DEMO_PASSWORD}"))
+                truth = self._ingest_demo()
+                self._seed_taxonomy(truth)
+                self._mine()
+                self.stdout.write(self.style.SUCCESS(f"demo ready: http://{addr}/   {logins}"))
             self.stdout.write("Ctrl-C stops the server and the worker.")
             while all(child.poll() is None for child in children):
                 time.sleep(1)
@@ -58,6 +74,11 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
+        annie, created = User.objects.get_or_create(username=ANNOTATOR)
+        if created:
+            annie.set_password(ANNOTATOR_PASSWORD)
+            annie.save()
+            role_grant(user=annie, role=Role.ANNOTATOR)
 
     def _start_worker(self, concurrency: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--beat", "--loglevel", "WARNING",
@@ -79,3 +100,39 @@ class Command(BaseCommand):
         self.stdout.write(f"demo corpus: {len(files)} clips sent to the worker")
         progress = wait_for_batch(batch)
         self.stdout.write(f"{progress['ready']} ready, {progress['rejected']} rejected, {progress['duplicate']} already there")
+        return truth
+
+    def _seed_taxonomy(self, truth):
+        """A starting taxonomy for the demo: some topics named and partly labelled, the rest left
+        for mining to propose. Only on a fresh database."""
+        if Label.objects.exists():
+            return
+        demo = get_user_model().objects.get(username=DEMO_USER)
+        by_topic: dict[str, list[str]] = {}
+        for path, topic in read_truth(truth):
+            by_topic.setdefault(topic, []).append(storage.file_sha256(path))
+        for topic in list(by_topic)[:DEMO_LABELLED_TOPICS]:
+            label = taxonomy.label_create(name=topic, actor=demo)
+            shas = by_topic[topic][:DEMO_LABELLED_PER_TOPIC]
+            ids = Video.objects.filter(sha256__in=shas).values_list("pk", flat=True)
+            videos_annotate(video_ids=ids, label=label, annotator=demo, source="manual")
+        self.stdout.write(f"demo taxonomy: {DEMO_LABELLED_TOPICS} of {len(by_topic)} topics named, "
+                          f"{DEMO_LABELLED_PER_TOPIC} clips each labelled")
+
+    def _mine(self):
+        """Mine topics on the worker once the hash model the corpus asked for is in place."""
+        deadline = time.monotonic() + REFIT_WAIT_S
+        while (refit_due() or HashModel.objects.filter(status=HashModel.Status.FITTING).exists()) \
+                and time.monotonic() < deadline:
+            time.sleep(1)
+        run = mining.mining_run_start(trigger=MiningRun.Trigger.MANUAL)
+        if run is None:
+            return
+        mining_run.delay(run.pk)
+        with tqdm(total=100, desc="mining topics", unit="%") as bar:
+            while run.status == MiningRun.Status.RUNNING:
+                time.sleep(0.5)
+                run.refresh_from_db()
+                bar.set_postfix_str(run.stage)
+                bar.update(round(100 * run.progress) - bar.n)
+        self.stdout.write(f"mining: {run.clusters.count()} topics, {run.stats.get('proposals', 0)} new-class proposals")

@@ -8,6 +8,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from labeling.models import IngestBatch, IngestItem, Keyframe, Video
+from labeling.roles import LabelsVideos
 from labeling.selectors import videos as video_selectors
 from labeling.selectors.similar import similar_videos
 from labeling.services.ingest import ingest_batch_create, video_ingest_stream
@@ -73,6 +74,7 @@ class NeighbourSerializer(serializers.Serializer):
 class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = VideoSerializer
     parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [LabelsVideos]  # uploading needs a role; reading does not
 
     def get_queryset(self):
         params = self.request.query_params
