@@ -1,7 +1,6 @@
 """Mining runs, clusters (topics) with bulk labelling, and new-class proposals."""
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -33,27 +32,17 @@ class MiningRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=None, responses={202: MiningRunSerializer})
     def create(self, request):
-        run = mining_run_enqueue(trigger=MiningRun.Trigger.API, user=request.user)
+        try:
+            run = mining.mining_run_enqueue(trigger=MiningRun.Trigger.API, user=request.user)
+        except mining.AlreadyRunning as exc:
+            raise Conflict(str(exc)) from None
+        except mining.MiningError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
         return Response(MiningRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-def mining_run_enqueue(*, trigger: str, user) -> MiningRun:
-    """Start a run on a worker; ValidationError/409-style errors for the API and the pages."""
-    from labeling.tasks import mining_run
-
-    try:
-        run = mining.mining_run_start(trigger=trigger, requested_by=user)
-    except mining.MiningError as exc:
-        raise ValidationError({"detail": str(exc)}) from None
-    if run is None:
-        raise AlreadyRunning()
-    transaction.on_commit(lambda: mining_run.delay(run.pk))
-    return run
-
-
-class AlreadyRunning(APIException):
+class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "A mining run is already in progress."
     default_code = "conflict"
 
 

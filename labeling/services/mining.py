@@ -32,6 +32,11 @@ class MiningError(RuntimeError):
     """Mining cannot start; the message says why."""
 
 
+class AlreadyRunning(MiningError):
+    def __init__(self):
+        super().__init__("A mining run is already in progress.")
+
+
 def mining_params() -> MiningParams:
     return MiningParams(k=settings.CLIPMINE_MINING_K, min_size=settings.CLIPMINE_MINING_MIN_SIZE)
 
@@ -56,6 +61,17 @@ def mining_run_start(*, trigger: str, requested_by=None, if_changed: bool = Fals
             )
     except IntegrityError:
         return None
+
+
+def mining_run_enqueue(*, trigger: str, user=None) -> MiningRun:
+    """Start a run on a worker (once this transaction commits). MiningError if it cannot start."""
+    from labeling.tasks import mining_run  # tasks import this module
+
+    run = mining_run_start(trigger=trigger, requested_by=user)
+    if run is None:
+        raise AlreadyRunning()
+    transaction.on_commit(lambda: mining_run.delay(run.pk))
+    return run
 
 
 def _changed_since_last_run(model: HashModel) -> bool:

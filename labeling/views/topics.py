@@ -4,14 +4,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 
-from labeling.api.topics import mining_run_enqueue
 from labeling.models import Cluster, MiningRun
 from labeling.roles import can_label, require
 from labeling.selectors.taxonomy import offered_labels
 from labeling.selectors.topics import cluster_cards, cluster_members, latest_complete_run, running_run
 from labeling.services.annotations import cluster_bulk_label
+from labeling.services.mining import MiningError, mining_run_enqueue
 from labeling.services.taxonomy import TaxonomyError
 from labeling.views.taxonomy import chosen_label, form_status
 
@@ -50,11 +49,10 @@ def mine_now(request):
     shown = _run_or_none(request.POST.get("shown"))
     try:
         run = mining_run_enqueue(trigger=MiningRun.Trigger.MANUAL, user=request.user)
-    except APIException as exc:  # nothing to mine yet, or a run is already going
+    except MiningError as exc:  # nothing to mine yet, or a run is already going
         if not request.htmx:
-            return _topics_page(request, shown or latest_complete_run(), error=_message(exc))
-        return render(request, "labeling/topics.html#mining",
-                      {**_progress(shown, running_run()), "error": _message(exc)})
+            return _topics_page(request, shown or latest_complete_run(), error=str(exc))
+        return render(request, "labeling/topics.html#mining", {**_progress(shown, running_run()), "error": str(exc)})
     if not request.htmx:
         return redirect("labeling:topics")
     return render(request, "labeling/topics.html#mining", _progress(shown, run))
@@ -69,14 +67,6 @@ def _progress(shown: MiningRun | None, watching: MiningRun | None) -> dict:
 def _run_or_none(value) -> MiningRun | None:
     return MiningRun.objects.filter(pk=int(value)).first() if value and str(value).isdigit() else None
 
-
-def _message(exc: APIException) -> str:
-    detail = exc.detail
-    if isinstance(detail, dict):
-        detail = next(iter(detail.values()))
-    if isinstance(detail, list):
-        detail = detail[0]
-    return str(detail)
 
 
 @login_required

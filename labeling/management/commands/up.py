@@ -22,7 +22,6 @@ from labeling.services.annotations import videos_annotate
 from labeling.services.hashing import refit_due
 from labeling.services.ingest import ingest_batch_create, iter_video_files, video_ingest_path
 from labeling.services.people import role_grant
-from labeling.tasks import mining_run
 from ml.demo import build_demo_corpus, read_truth
 
 DEMO_USER, DEMO_PASSWORD = "demo", "clipmine-demo"  # admin: may do everything
@@ -125,10 +124,11 @@ class Command(BaseCommand):
         while (refit_due() or HashModel.objects.filter(status=HashModel.Status.FITTING).exists()) \
                 and time.monotonic() < deadline:
             time.sleep(1)
-        run = mining.mining_run_start(trigger=MiningRun.Trigger.MANUAL)
-        if run is None:
+        try:
+            run = mining.mining_run_enqueue(trigger=MiningRun.Trigger.MANUAL)
+        except mining.MiningError as exc:
+            self.stdout.write(f"mining: {exc}")
             return
-        mining_run.delay(run.pk)
         with tqdm(total=100, desc="mining topics", unit="%") as bar:
             while run.status == MiningRun.Status.RUNNING:
                 time.sleep(0.5)
