@@ -17,7 +17,8 @@ def video_process(video_id: int) -> None:
 
 @shared_task(acks_late=True)
 def hash_model_refit() -> None:
-    if hashing.hash_model_refit() is not None:
+    # Every video finished while a refit is due enqueues one; the first does the work.
+    if hashing.refit_due() and hashing.hash_model_refit() is not None:
         index_snapshot.delay()
 
 

@@ -108,3 +108,15 @@ def test_hash_model_refit_swaps_to_itq_and_recodes_everything(tmp_path, batch, s
     assert bootstrap.status == HashModel.Status.RETIRED
     assert VideoCode.objects.filter(hash_model=model).count() == 4
     assert not refit_due()
+
+
+def test_refit_tasks_queued_by_many_videos_fit_one_model(tmp_path, batch, settings):
+    from labeling import tasks
+
+    settings.CLIPMINE_HASH_FIT_MIN = 3
+    for seed in range(4):
+        video = video_ingest_path(path=write_clip(tmp_path / f"{seed}.mp4", seed=seed), batch=batch).video
+        video_process(video_id=video.pk)
+    for _ in range(3):  # the 3rd and 4th video each enqueued one, plus a retry
+        tasks.hash_model_refit.run()
+    assert HashModel.objects.filter(method=HashModel.Method.ITQ).count() == 1
