@@ -5,20 +5,23 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from labeling.models import MiningRun, Video
+from labeling.models import HashModel, MiningRun, Video
 from labeling.services import hashing, index, mining, processing
 
 
 @shared_task(acks_late=True)
 def video_process(video_id: int) -> None:
     if processing.video_process(video_id=video_id):
-        hash_model_refit.delay()
+        model = hashing.hash_model_claim()  # one claim, however many videos find a refit due
+        if model is not None:
+            hash_model_fit.delay(model.pk)
 
 
 @shared_task(acks_late=True)
-def hash_model_refit() -> None:
-    # Every video finished while a refit is due enqueues one; the first does the work.
-    if hashing.refit_due() and hashing.hash_model_refit() is not None:
+def hash_model_fit(model_id: int) -> None:
+    model = HashModel.objects.filter(pk=model_id, status=HashModel.Status.FITTING).first()
+    if model is not None:
+        hashing.hash_model_fit(model=model)
         index_snapshot.delay()
 
 
@@ -29,6 +32,8 @@ def index_snapshot() -> None:
 
 @shared_task
 def video_requeue_stale() -> int:
+    """Beat: videos (and hash model fits) whose task was lost are picked up again."""
+    hashing.hash_model_release_stale()
     cutoff = timezone.now() - timedelta(minutes=settings.CELERY_STALE_PENDING_MINUTES)
     stale = list(Video.objects.filter(status=Video.Status.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
     Video.objects.filter(pk__in=stale).update(updated_at=timezone.now())

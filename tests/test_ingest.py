@@ -110,13 +110,29 @@ def test_hash_model_refit_swaps_to_itq_and_recodes_everything(tmp_path, batch, s
     assert not refit_due()
 
 
-def test_refit_tasks_queued_by_many_videos_fit_one_model(tmp_path, batch, settings):
-    from labeling import tasks
+def test_many_videos_finding_a_refit_due_claim_one_fit(tmp_path, batch, settings):
+    from labeling.services.hashing import hash_model_claim, hash_model_fit, refit_due
 
     settings.CLIPMINE_HASH_FIT_MIN = 3
-    for seed in range(4):
+    for seed in range(3):
         video = video_ingest_path(path=write_clip(tmp_path / f"{seed}.mp4", seed=seed), batch=batch).video
         video_process(video_id=video.pk)
-    for _ in range(3):  # the 3rd and 4th video each enqueued one, plus a retry
-        tasks.hash_model_refit.run()
+    claim = hash_model_claim()
+    assert claim.status == HashModel.Status.FITTING
+    assert not refit_due() and hash_model_claim() is None  # later videos ask for nothing more
+    hash_model_fit(model=claim)
+    hash_model_fit(model=claim)  # a redelivered task: same model, codes written once
     assert HashModel.objects.filter(method=HashModel.Method.ITQ).count() == 1
+    assert VideoCode.objects.filter(hash_model=claim).count() == 3
+
+
+def test_a_lost_fit_claim_is_released(settings):
+    from datetime import timedelta
+
+    from labeling.services.hashing import hash_model_claim, hash_model_release_stale
+
+    claim = hash_model_claim()
+    assert hash_model_release_stale(older_than=timedelta(hours=1)) == 0
+    assert hash_model_release_stale(older_than=timedelta(0)) == 1
+    claim.refresh_from_db()
+    assert claim.status == HashModel.Status.FAILED and hash_model_claim() is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -22,6 +23,7 @@ from ml.store import FeatureStore
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 4096
+FIT_STALE = timedelta(hours=1)
 # PCA+ITQ directions settle long before this many samples; fitting on more only costs RAM and time.
 FIT_SAMPLE_MAX = 100_000
 
@@ -104,14 +106,33 @@ def refit_due() -> bool:
 
 
 def hash_model_refit(*, method: str | None = None, n_bits: int | None = None) -> HashModel | None:
-    """Fit, re-encode everything, swap. Returns None if another fit is already running."""
+    """Claim, fit, re-encode everything, swap, here and now. None if another fit is claimed."""
+    model = hash_model_claim(method=method, n_bits=n_bits)
+    return hash_model_fit(model=model) if model else None
+
+
+def hash_model_claim(*, method: str | None = None, n_bits: int | None = None) -> HashModel | None:
+    """The row of a fit about to start (status fitting), or None if another one is claimed. Once it
+    exists refit_due() is False, so the videos finishing meanwhile do not ask for more fits."""
     try:
-        model = HashModel.objects.create(
-            method=method or settings.CLIPMINE_HASH_METHOD, n_bits=n_bits or settings.CLIPMINE_HASH_BITS,
-            status=HashModel.Status.FITTING,
-        )
+        with transaction.atomic():
+            return HashModel.objects.create(
+                method=method or settings.CLIPMINE_HASH_METHOD, n_bits=n_bits or settings.CLIPMINE_HASH_BITS,
+                status=HashModel.Status.FITTING,
+            )
     except IntegrityError:
         return None
+
+
+def hash_model_release_stale(*, older_than: timedelta = FIT_STALE) -> int:
+    """Fail claims whose fit never finished (its task lost with a broker), so fits can go on."""
+    return HashModel.objects.filter(status=HashModel.Status.FITTING, created_at__lt=timezone.now() - older_than) \
+        .update(status=HashModel.Status.FAILED)
+
+
+def hash_model_fit(*, model: HashModel) -> HashModel:
+    """Fit the claimed model on the ready videos' features, encode them all, make it active.
+    Safe to run again for the same claim (a redelivered task): codes are written once."""
     try:
         store = feature_store()
         ready = np.array(sorted(Video.objects.filter(status=Video.Status.READY).values_list("pk", flat=True)))
