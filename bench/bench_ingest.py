@@ -68,7 +68,7 @@ def main() -> None:
         "clips_per_second": round(len(rows) / total, 2),
         "cores": os.cpu_count(),
         "stages_ms": {
-            name: {"mean": round(1000 * statistics.mean(v), 1), "p95": round(1000 * np.percentile(v, 95), 1)}
+            name: {"mean": round(1000 * statistics.mean(v), 2), "p95": round(1000 * np.percentile(v, 95), 2)}
             for name, v in stages.items()
         },
     }
