@@ -315,3 +315,87 @@ class Proposal(models.Model):
 
     class Meta:
         ordering = ["-novelty", "id"]
+
+
+class ModelVersion(models.Model):
+    """One training of the classifier. Published versions serve predictions; at most one at a time."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        CANDIDATE = "candidate"  # trained, not published (worse than the published one, or policy says manual)
+        PUBLISHED = "published"
+        RETIRED = "retired"  # was published, replaced or rolled back
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        LABELS = "labels"  # enough new labels arrived
+        SCHEDULE = "schedule"
+        MANUAL = "manual"
+        API = "api"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                     on_delete=models.SET_NULL)
+    taxonomy_version = models.PositiveIntegerField(default=0)
+    labels_used = models.PositiveIntegerField(default=0)  # training rows (holdout excluded)
+    classes = models.JSONField(default=list)  # label ids, in the artefact's column order
+    metrics = models.JSONField(default=dict)  # holdout accuracy, macro_f1, per_class
+    artefact = models.CharField(max_length=200, blank=True)
+    checksum = models.CharField(max_length=64, blank=True)
+    stage = models.CharField(max_length=32, blank=True)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                     on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="published"),
+                                    name="modelversion_one_published"),
+            # Never two trainings at once: the second request finds this row and waits its turn.
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="training"),
+                                    name="modelversion_one_training"),
+        ]
+
+    def __str__(self):
+        return f"model v{self.pk}"
+
+
+class HoldoutVideo(models.Model):
+    """The frozen evaluation set: a labelled video chosen for the holdout stays there, so versions
+    are compared on the same videos (new labels add to it, stratified per label)."""
+
+    video = models.OneToOneField(Video, related_name="holdout", on_delete=models.CASCADE)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+
+class QueueItem(models.Model):
+    """A video worth a person's time, ranked by the published model and the queue strategy.
+    Claimed by one annotator at a time until `claimed_until`."""
+
+    video = models.OneToOneField(Video, related_name="queue_item", on_delete=models.CASCADE)
+    score = models.FloatField(db_index=True)
+    strategy = models.CharField(max_length=32)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    suggestions = models.JSONField(default=list)  # [{"label", "name", "confidence"}], best first
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                   on_delete=models.SET_NULL)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-score", "id"]
+
+
+class Prediction(models.Model):
+    """The published model's top labels for a ready video, refreshed after each publish."""
+
+    video = models.OneToOneField(Video, related_name="prediction", on_delete=models.CASCADE)
+    model_version = models.ForeignKey(ModelVersion, related_name="predictions", on_delete=models.CASCADE)
+    top = models.JSONField(default=list)  # [{"label", "name", "confidence"}], best first
+    created_at = models.DateTimeField(auto_now=True)

@@ -142,6 +142,9 @@ CLIPMINE_MINING_EVERY_MINUTES = env_int("CLIPMINE_MINING_EVERY_MINUTES", 60, min
 # A cluster with at most this fraction of labelled members is a candidate new class.
 CLIPMINE_PROPOSAL_MAX_LABELLED = env_float("CLIPMINE_PROPOSAL_MAX_LABELLED", 0.1)
 
+# --- active learning ----------------------------------------------------------------------------
+CLIPMINE_CLAIM_MINUTES = env_int("CLIPMINE_CLAIM_MINUTES", 10, minimum=1)
+
 # --- celery -------------------------------------------------------------------------------
 _broker_dir = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

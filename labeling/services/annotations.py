@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Annotation, Cluster, ClusterMember, Label, Video
+from labeling.services.queue import queue_done
 from labeling.services.taxonomy import TaxonomyError
 
 
@@ -32,6 +33,7 @@ def videos_annotate(*, video_ids: Iterable[int], label: Label, annotator, source
         Annotation(video_id=pk, label=label, labelled_as=label, source=source, annotator=annotator, cluster=cluster)
         for pk in changing
     )
+    queue_done(video_ids=ids)
     return changing
 
 
