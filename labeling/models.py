@@ -220,7 +220,7 @@ class Annotation(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     cluster = models.ForeignKey("Cluster", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
     is_current = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # "labels since the last training"
     superseded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -366,12 +366,13 @@ class ModelVersion(models.Model):
         return f"model v{self.pk}"
 
 
-class HoldoutVideo(models.Model):
-    """The frozen evaluation set: a labelled video chosen for the holdout stays there, so versions
-    are compared on the same videos (new labels add to it, stratified per label)."""
+class DataSplit(models.Model):
+    """Frozen train/holdout assignment of a labelled video, made the first time a training sees it:
+    holdout videos are never trained on, so versions are compared on the same videos."""
 
-    video = models.OneToOneField(Video, related_name="holdout", on_delete=models.CASCADE)
-    added_at = models.DateTimeField(auto_now_add=True)
+    video = models.OneToOneField(Video, related_name="data_split", on_delete=models.CASCADE)
+    holdout = models.BooleanField()
+    assigned_at = models.DateTimeField(auto_now_add=True)
 
 
 class QueueItem(models.Model):

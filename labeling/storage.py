@@ -61,6 +61,10 @@ def index_dir() -> Path:
     return Path(settings.ARTIFACT_ROOT) / "indexes"
 
 
+def model_dir() -> Path:
+    return Path(settings.ARTIFACT_ROOT) / "models"
+
+
 def file_sha256(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

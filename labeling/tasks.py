@@ -5,8 +5,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from labeling.models import HashModel, MiningRun, Video
-from labeling.services import hashing, index, mining, processing
+from labeling.models import HashModel, MiningRun, ModelVersion, Video
+from labeling.services import hashing, index, inference, mining, processing, training
 
 
 @shared_task(acks_late=True)
@@ -58,3 +58,24 @@ def mining_scheduled() -> int | None:
         mining.mining_run_execute(run_id=run.pk)
         return run.pk
     return None
+
+
+@shared_task(acks_late=True)
+def model_train(version_id: int) -> None:
+    # acks_late + reject_on_worker_lost: if the worker dies mid-training the message comes back
+    # and the same claimed version is trained again from the start.
+    training.model_train(version_id=version_id)
+
+
+@shared_task(acks_late=True)
+def predictions_refresh(version_id: int) -> None:
+    inference.predictions_refresh(version_id=version_id)
+
+
+@shared_task
+def model_retrain_scheduled() -> int | None:
+    """Beat: retrain if labels changed since the newest version."""
+    if not training.labels_changed_since_last_version():
+        return None
+    version = training.training_enqueue(trigger=ModelVersion.Trigger.SCHEDULE)
+    return version.pk if version else None

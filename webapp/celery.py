@@ -16,4 +16,6 @@ app.conf.beat_schedule = {
     "snapshot-index": {"task": "labeling.tasks.index_snapshot", "schedule": crontab(minute="*/10")},
     # Topics and new-class proposals follow new videos and taxonomy changes.
     "mine-topics": {"task": "labeling.tasks.mining_scheduled", "schedule": 60.0 * settings.CLIPMINE_MINING_EVERY_MINUTES},
+    # Labels that trickle in below the retrain threshold still reach a model.
+    "retrain": {"task": "labeling.tasks.model_retrain_scheduled", "schedule": 60.0 * settings.CLIPMINE_RETRAIN_EVERY_MINUTES},
 }

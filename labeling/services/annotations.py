@@ -10,6 +10,7 @@ from django.utils import timezone
 from labeling.models import Annotation, Cluster, ClusterMember, Label, Video
 from labeling.services.queue import queue_done
 from labeling.services.taxonomy import TaxonomyError
+from labeling.services.training import retrain_if_enough_labels
 
 
 def _check_offered(label: Label) -> None:
@@ -34,6 +35,8 @@ def videos_annotate(*, video_ids: Iterable[int], label: Label, annotator, source
         for pk in changing
     )
     queue_done(video_ids=ids)
+    if changing:
+        retrain_if_enough_labels()
     return changing
 
 
