@@ -6,7 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from labeling.models import HashModel, MiningRun, ModelVersion, Video
-from labeling.services import hashing, index, inference, mining, processing, training
+from labeling.services import hashing, index, inference, mining, processing, queue, training
 
 
 @shared_task(acks_late=True)
@@ -69,7 +69,9 @@ def model_train(version_id: int) -> None:
 
 @shared_task(acks_late=True)
 def predictions_refresh(version_id: int) -> None:
+    """After a publish: the new version's predictions for every video, and a re-ranked queue."""
     inference.predictions_refresh(version_id=version_id)
+    queue.queue_refresh()
 
 
 @shared_task

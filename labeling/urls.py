@@ -1,6 +1,7 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
+from labeling.api import models as models_api
 from labeling.api import people as people_api
 from labeling.api import taxonomy as taxonomy_api
 from labeling.api import topics as topics_api
@@ -19,6 +20,7 @@ router.register("mining-runs", topics_api.MiningRunViewSet, basename="mining-run
 router.register("clusters", topics_api.ClusterViewSet, basename="cluster")
 router.register("proposals", topics_api.ProposalViewSet, basename="proposal")
 router.register("people", people_api.PersonViewSet, basename="person")
+router.register("models", models_api.ModelVersionViewSet, basename="model-version")
 
 urlpatterns = [
     path("", videos.video_list, name="video_list"),
@@ -52,5 +54,6 @@ urlpatterns = [
     path("media/keyframes/<int:pk>.jpg", media.keyframe_image, name="keyframe_image"),
     path("media/previews/<int:pk>.webm", media.video_preview, name="video_preview"),
     path("media/videos/<int:pk>/original", media.video_original, name="video_original"),
+    re_path(r"^api/predict/?$", models_api.predict, name="predict"),  # integrators post to /api/predict
     path("api/", include(router.urls)),
 ]

@@ -117,3 +117,35 @@ def test_predictions_are_refreshed_for_every_ready_video(owner):
     top = Prediction.objects.get(video=cats[0]).top
     assert top[0]["name"] == "cat" and top[0]["confidence"] > 0.5
     assert sum(t["confidence"] for t in top) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_predict_api_answers_for_a_video_id_with_the_model_version(owner, api):
+    (cat, cats), _ = labelled_corpus(owner)
+    assert api.post("/api/predict", {"video": cats[0].pk}, format="json").status_code == 409  # nothing published
+    version = train()
+    response = api.post("/api/predict", {"video": cats[0].pk}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["model_version"] == version.pk and body["labels"][0]["name"] == "cat"
+    assert api.post("/api/predict", {}, format="json").status_code == 400
+
+
+def test_models_api_retrains_and_rolls_back_for_taxonomy_owners_only(owner, api, django_user_model):
+    from rest_framework.test import APIClient
+
+    from labeling.roles import Role
+    from labeling.services.people import role_grant
+
+    labelled_corpus(owner)
+    first = train()
+    assert api.post("/api/models/").status_code == 403  # annotators may not
+    role_grant(user=owner, role=Role.TAXONOMY_OWNER)
+    client = APIClient()
+    client.force_authenticate(owner)
+    queued = client.post("/api/models/")
+    assert queued.status_code == 202 and client.post("/api/models/").status_code == 409
+    second = training.model_train(version_id=queued.json()["id"])
+    assert client.post(f"/api/models/{first.pk}/publish/").status_code == 200  # rollback (or re-publish)
+    assert inference.published_model()[0] == first
+    second.refresh_from_db()
+    assert second.status == ModelVersion.Status.RETIRED  # it was as good, so it had been published

@@ -144,6 +144,9 @@ CLIPMINE_PROPOSAL_MAX_LABELLED = env_float("CLIPMINE_PROPOSAL_MAX_LABELLED", 0.1
 
 # --- active learning ----------------------------------------------------------------------------
 CLIPMINE_CLAIM_MINUTES = env_int("CLIPMINE_CLAIM_MINUTES", 10, minimum=1)
+CLIPMINE_QUEUE_STRATEGY = env_choice("CLIPMINE_QUEUE_STRATEGY", "margin",
+                                     {"least_confident", "margin", "entropy", "random"})
+CLIPMINE_QUEUE_SIZE = env_int("CLIPMINE_QUEUE_SIZE", 200, minimum=1)
 # A trained version serves if: not_worse (holdout macro-F1 >= the published one's), always, or manual.
 CLIPMINE_PUBLISH_POLICY = env_choice("CLIPMINE_PUBLISH_POLICY", "not_worse", {"not_worse", "always", "manual"})
 CLIPMINE_RETRAIN_EVERY_LABELS = env_int("CLIPMINE_RETRAIN_EVERY_LABELS", 50, minimum=1)

@@ -20,8 +20,9 @@ def _check_offered(label: Label) -> None:
 
 @transaction.atomic
 def videos_annotate(*, video_ids: Iterable[int], label: Label, annotator, source: str,
-                    cluster: Cluster | None = None) -> list[int]:
-    """Label the given ready videos; returns the ids whose label changed."""
+                    cluster: Cluster | None = None, may_retrain: bool = True) -> list[int]:
+    """Label the given ready videos; returns the ids whose label changed. Enough new labels start
+    a training on a worker unless `may_retrain` is False (the simulation trains in-process)."""
     label = Label.objects.select_for_update().get(pk=label.pk)
     _check_offered(label)
     ids = set(Video.objects.filter(pk__in=set(video_ids), status=Video.Status.READY).values_list("pk", flat=True))
@@ -35,7 +36,7 @@ def videos_annotate(*, video_ids: Iterable[int], label: Label, annotator, source
         for pk in changing
     )
     queue_done(video_ids=ids)
-    if changing:
+    if changing and may_retrain:
         retrain_if_enough_labels()
     return changing
 

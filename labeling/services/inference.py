@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from django.conf import settings
 
 from labeling import storage
 from labeling.models import Label, ModelVersion, Prediction, Video
@@ -61,3 +62,40 @@ def predictions_refresh(*, version_id: int) -> int:
             update_conflicts=True, unique_fields=["video"], update_fields=["model_version", "top", "created_at"])
         done += len(ids)
     return done
+
+
+class PredictError(ValueError):
+    """The file cannot be predicted on; the message says why."""
+
+
+def predict_video(video: Video) -> tuple[ModelVersion, list[dict]] | None:
+    if video.status != Video.Status.READY:
+        raise PredictError(f"Video #{video.pk} is {video.status}; only processed videos have features.")
+    result = predict_features(feature_store().get(np.array([video.pk])))
+    return (result[0], result[1][0]) if result else None
+
+
+def predict_upload(stream) -> tuple[ModelVersion, list[dict]] | None:
+    """Predict on an uploaded file without storing it: a known file (same bytes) uses its stored
+    features, anything else is decoded in the sandbox and run through the CNN here."""
+    from labeling.services.ingest import TooLarge, copy_hashing
+    from labeling.services.processing import decode_limits, extractor
+    from ml.frames import VideoRejected, decode_video
+
+    limit = settings.CLIPMINE_MAX_UPLOAD_MB * 1024 * 1024
+    try:
+        tmp, sha, _ = copy_hashing(stream, limit)
+    except TooLarge:
+        raise PredictError(f"The file is larger than the {settings.CLIPMINE_MAX_UPLOAD_MB} MB limit.") from None
+    try:
+        known = Video.objects.filter(sha256=sha, status=Video.Status.READY).first()
+        if known:
+            return predict_video(known)
+        try:
+            decoded = decode_video(tmp, limits=decode_limits())
+        except VideoRejected as exc:
+            raise PredictError(exc.reason) from None
+        result = predict_features(extractor().video_feature(decoded.frames)[None, :])
+        return (result[0], result[1][0]) if result else None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ def ingest_batch_create(*, source: str, user=None) -> IngestBatch:
     return IngestBatch.objects.create(source=source, created_by=user)
 
 
-def _copy_hashing(stream: BinaryIO, limit: int) -> tuple[Path, str, int]:
+def copy_hashing(stream: BinaryIO, limit: int) -> tuple[Path, str, int]:
     """Copy into the media folder's incoming area under a random name, hashing on the way."""
     digest = hashlib.sha256()
     size = 0
@@ -63,7 +63,7 @@ def video_ingest_stream(
     name = os.path.basename(original_name.replace("\\", "/"))[:255] or "unnamed"
     limit = settings.CLIPMINE_MAX_UPLOAD_MB * 1024 * 1024
     try:
-        tmp, sha, size = _copy_hashing(stream, limit)
+        tmp, sha, size = copy_hashing(stream, limit)
     except TooLarge:
         item = IngestItem.objects.create(
             batch=batch, original_name=name, outcome=IngestItem.Outcome.REFUSED,

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
-def _extractor():
+def extractor():
     from ml.features import FeatureExtractor
 
     return FeatureExtractor(weights_path=settings.CLIPMINE_FEATURE_WEIGHTS or None)
@@ -55,7 +55,7 @@ def video_process(*, video_id: int) -> bool:
         return False
     try:
         features_started = time.monotonic()
-        feature = _extractor().video_feature(decoded.frames)
+        feature = extractor().video_feature(decoded.frames)
         stages = {**decoded.stage_seconds, "features": time.monotonic() - features_started}
         feature_store().put(video.pk, feature)
         thumbs = []

@@ -91,14 +91,14 @@ def data_split(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return holdout
 
 
-def model_train(*, version_id: int) -> ModelVersion:
+def model_train(*, version_id: int, publish_policy: str | None = None) -> ModelVersion:
     """Train the claimed version, record its holdout metrics, publish it if the policy allows.
     Run again for the same claim (a worker died) it starts over and overwrites nothing visible."""
     version = ModelVersion.objects.get(pk=version_id)
     if version.status != ModelVersion.Status.TRAINING:
         return version
     try:
-        _train(version)
+        _train(version, publish_policy or settings.CLIPMINE_PUBLISH_POLICY)
     except Exception as exc:
         log.exception("training %s failed", version)
         ModelVersion.objects.filter(pk=version.pk).update(
@@ -111,7 +111,7 @@ def _progress(version: ModelVersion, stage: str, fraction: float) -> None:
     ModelVersion.objects.filter(pk=version.pk).update(stage=stage, progress=fraction)
 
 
-def _train(version: ModelVersion) -> None:
+def _train(version: ModelVersion, policy: str) -> None:
     started = time.perf_counter()
     _progress(version, "collecting labels", 0.05)
     ids, labels = labelled_videos()
@@ -139,14 +139,13 @@ def _train(version: ModelVersion) -> None:
     version.status, version.stage, version.progress = ModelVersion.Status.CANDIDATE, "trained", 1.0
     version.finished_at = timezone.now()
     version.save()
-    if _policy_publishes(version):
+    if _policy_publishes(version, policy):
         model_publish(version=version)
     log.info("%s trained on %d videos: %s", version, version.labels_used,
              {k: metrics.get(k) for k in ("accuracy", "macro_f1")})
 
 
-def _policy_publishes(version: ModelVersion) -> bool:
-    policy = settings.CLIPMINE_PUBLISH_POLICY
+def _policy_publishes(version: ModelVersion, policy: str) -> bool:
     if policy != "not_worse":
         return policy == "always"
     if not ModelVersion.objects.filter(status=ModelVersion.Status.PUBLISHED).exists():
