@@ -95,3 +95,23 @@ def test_many_concurrent_claimers_never_share_a_video(django_user_model):
     assert not errors, errors
     every = [v for got in claimed.values() for v in got]
     assert len(every) == claimers * rounds and len(set(every)) == len(every)
+
+
+@pytest.mark.django_db
+def test_undo_restores_the_previous_label_and_gives_the_video_back(people):
+    from labeling.services.annotations import annotation_undo
+    from labeling.services.queue import labelled_today
+
+    items = fill_queue(2)
+    cat, dog = (taxonomy.label_create(name=n, actor=people[0]) for n in ("cat", "dog"))
+    video = items[0].video
+    video_annotate(video=video, label=cat, annotator=people[1])  # someone labelled it before
+    assert queue_next(user=people[0]) == items[1]
+    video_annotate(video=video, label=dog, annotator=people[0])
+    assert labelled_today(user=people[0]) == 1
+    undone = annotation_undo(annotator=people[0])
+    assert undone.label == dog and not undone.is_current
+    assert video.annotations.get(is_current=True).label == cat  # the earlier label is back
+    assert labelled_today(user=people[0]) == 0
+    assert queue_next(user=people[0]).video == video  # next up again, for the one who undid it
+    assert annotation_undo(annotator=people[0]) is None

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Annotation, Cluster, ClusterMember, Label, Video
-from labeling.services.queue import queue_done
+from labeling.services.queue import queue_done, queue_reclaim
 from labeling.services.taxonomy import TaxonomyError
 from labeling.services.training import retrain_if_enough_labels
 
@@ -57,3 +57,22 @@ def cluster_bulk_label(*, cluster: Cluster, label: Label, annotator, exclude: It
         raise TaxonomyError(f"Videos {sorted(excluded - members)[:10]} are not in this cluster.")
     return videos_annotate(video_ids=members - excluded, label=label, annotator=annotator,
                            source=source, cluster=cluster)
+
+
+@transaction.atomic
+def annotation_undo(*, annotator) -> Annotation | None:
+    """Take back `annotator`'s latest label that is still current: the video's previous label (if
+    any) is current again, and the video returns to the queue claimed by them. Returns the undone one."""
+    last = (Annotation.objects.select_for_update().filter(annotator=annotator, is_current=True)
+            .order_by("-created_at", "-id").first())
+    if last is None:
+        return None
+    last.is_current, last.superseded_at = False, timezone.now()
+    last.save(update_fields=["is_current", "superseded_at"])
+    previous = (Annotation.objects.filter(video_id=last.video_id, is_current=False, superseded_at__isnull=False)
+                .exclude(pk=last.pk).order_by("-superseded_at", "-id").first())
+    if previous is not None:
+        previous.is_current, previous.superseded_at = True, None
+        previous.save(update_fields=["is_current", "superseded_at"])
+    queue_reclaim(user=annotator, video_id=last.video_id)
+    return last

@@ -117,3 +117,20 @@ def _pool() -> tuple[np.ndarray, np.ndarray]:
     ids = np.array([v for v, _ in rows], np.int64)
     codes = np.frombuffer(b"".join(bytes(c) for _, c in rows), np.uint8).reshape(-1, n_bytes)
     return ids, codes
+
+
+def queue_reclaim(*, user, video_id: int) -> QueueItem:
+    """Put a video back at the head of `user`'s queue (after an undo), claimed by them."""
+    top = QueueItem.objects.order_by("-score").values_list("score", flat=True).first() or 0.0
+    item, _ = QueueItem.objects.update_or_create(
+        video_id=video_id,
+        defaults={"score": top + 1.0, "strategy": "undo", "claimed_by": user,
+                  "claimed_until": timezone.now() + claim_period()},
+    )
+    return item
+
+
+def labelled_today(*, user) -> int:
+    """How many videos `user` labelled since midnight (server time zone), undone ones excluded."""
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Annotation.objects.filter(annotator=user, is_current=True, created_at__gte=midnight).count()
