@@ -345,6 +345,7 @@ class ModelVersion(models.Model):
     checksum = models.CharField(max_length=64, blank=True)
     stage = models.CharField(max_length=32, blank=True)
     progress = models.FloatField(default=0.0)
+    attempts = models.PositiveSmallIntegerField(default=0)  # >1: a worker died and the task was redelivered
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -14,6 +14,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from labeling import storage
@@ -97,6 +98,7 @@ def model_train(*, version_id: int, publish_policy: str | None = None) -> ModelV
     version = ModelVersion.objects.get(pk=version_id)
     if version.status != ModelVersion.Status.TRAINING:
         return version
+    ModelVersion.objects.filter(pk=version.pk).update(attempts=F("attempts") + 1)
     try:
         _train(version, publish_policy or settings.CLIPMINE_PUBLISH_POLICY)
     except Exception as exc:
@@ -138,7 +140,8 @@ def _train(version: ModelVersion, policy: str) -> None:
     version.labels_used, version.classes = int((~holdout).sum()), [int(c) for c in clf.classes_]
     version.status, version.stage, version.progress = ModelVersion.Status.CANDIDATE, "trained", 1.0
     version.finished_at = timezone.now()
-    version.save()
+    version.save(update_fields=["artefact", "checksum", "metrics", "labels_used", "classes", "status", "stage",
+                                "progress", "finished_at"])
     if _policy_publishes(version, policy):
         model_publish(version=version)
     log.info("%s trained on %d videos: %s", version, version.labels_used,
