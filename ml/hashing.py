@@ -13,6 +13,7 @@ Hashers are saved as plain arrays in .npz and loaded without unpickling.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -185,9 +186,13 @@ def save(hasher: LSHHasher | ITQHasher, path: str | Path) -> None:
 def load_hasher(path: str | Path) -> LSHHasher | ITQHasher:
     """Read a hasher written by `save`. Never unpickles: object arrays are refused."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise ValueError("not an .npz archive")
+        with data:
             fields = {name: data[name] for name in data.files}
-    except (ValueError, OSError, EOFError) as exc:  # pickles, truncated or foreign files
+    # Pickles, truncated or foreign files; a corrupt zip header raises zipfile's own errors.
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         raise ValueError(f"{path} is not a hasher file: {exc}") from exc
     kind = str(fields.pop("kind", ""))
     if kind not in HASHERS:

@@ -160,3 +160,23 @@ def test_hamming_distances_match_bit_counting(n_bytes):
     naive = (np.unpackbits(a, axis=1)[:, None, :] != np.unpackbits(b, axis=1)[None, :, :]).sum(axis=2)
     assert (hamming_distances(a, b) == naive).all()
     assert (hamming_distances(a[2], b) == naive[2]).all()
+
+
+def test_load_refuses_a_bare_array_and_a_corrupt_archive_with_value_error(tmp_path):
+    bare = tmp_path / "bare.npz"
+    with open(bare, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(ValueError, match="not a hasher file"):
+        load_hasher(bare)
+    good = tmp_path / "good.npz"
+    save(LSHHasher(n_bits=16).fit(np.random.default_rng(0).normal(size=(4, 8))), good)
+    raw = bytearray(good.read_bytes())
+    for offset in range(0, len(raw), max(1, len(raw) // 40)):  # corrupt bytes all through the archive
+        broken = tmp_path / f"broken-{offset}.npz"
+        flipped = bytearray(raw)
+        flipped[offset] ^= 0xFF
+        broken.write_bytes(bytes(flipped))
+        try:
+            load_hasher(broken)
+        except ValueError:
+            pass  # refused clearly; a flip inside the numbers may also load, which the checksum catches
