@@ -123,3 +123,27 @@ def test_fit_sample_caps_and_is_reproducible():
     sample = fit_sample(ids, limit=100)
     assert len(sample) == 100 and len(set(sample)) == 100 and set(sample) <= set(ids)
     assert np.array_equal(sample, np.sort(sample)) and np.array_equal(sample, fit_sample(ids, limit=100))
+
+
+def test_simulate_runs_the_loop_with_an_oracle_and_writes_the_curve(tmp_path):
+    lines = ["path,label"]
+    for label, seed in (("red", 1), ("blue", 2)):
+        for frames in (24, 26, 28, 30, 32, 34):
+            write_clip(tmp_path / f"{label}-{frames}.mp4", seed=seed, frames=frames)
+            lines.append(f"{label}-{frames}.mp4,{label}")
+    (tmp_path / "truth.csv").write_text("\n".join(lines) + "\n")
+    run("ingest", str(tmp_path), "--inline")
+
+    out = run("simulate", "--truth", str(tmp_path / "truth.csv"), "--strategy", "margin", "--budget", "4",
+              "--batch", "2", "--json", str(tmp_path / "curve.json"))
+
+    report = json.loads((tmp_path / "curve.json").read_text())
+    assert [row["labels"] for row in report["curve"]] == [2, 4]
+    assert report["all_labels"]["labels"] == 12 - 2  # holdout: one of each label's six
+    assert report["all_labels"]["accuracy"] == 1.0 and "95% of it first reached" in out
+    from labeling.models import Annotation, ModelVersion
+
+    assert Annotation.objects.filter(source="queue").count() == 4  # the oracle answered the queue
+    assert ModelVersion.objects.count() == len(report["curve"]) + 1
+    with pytest.raises(CommandError, match="scratch"):
+        run("simulate", "--truth", str(tmp_path / "truth.csv"))
