@@ -6,7 +6,8 @@ from labeling.api import people as people_api
 from labeling.api import taxonomy as taxonomy_api
 from labeling.api import topics as topics_api
 from labeling.api import videos as api
-from labeling.views import media, people, proposals, taxonomy, topics, videos
+from labeling.views import annotate, media, people, proposals, taxonomy, topics, videos
+from labeling.views import models as model_views
 
 app_name = "labeling"
 
@@ -49,6 +50,16 @@ urlpatterns = [
     path("proposals/<int:pk>/accept/", proposals.proposal_accept_view, name="proposal_accept"),
     path("proposals/<int:pk>/merge/", proposals.proposal_merge_view, name="proposal_merge"),
     path("proposals/<int:pk>/reject/", proposals.proposal_reject_view, name="proposal_reject"),
+    path("label/", annotate.annotate, name="annotate"),
+    path("label/videos/<int:pk>/", annotate.annotate_label, name="annotate_label"),
+    path("label/videos/<int:pk>/skip/", annotate.annotate_skip, name="annotate_skip"),
+    path("label/undo/", annotate.annotate_undo, name="annotate_undo"),
+    path("label/unskip/", annotate.annotate_unskip, name="annotate_unskip"),
+    path("label/refresh/", annotate.annotate_refresh, name="annotate_refresh"),
+    path("models/", model_views.models_page, name="models"),
+    path("models/progress/", model_views.training_progress, name="training_progress"),
+    path("models/retrain/", model_views.retrain_now, name="retrain_now"),
+    path("models/<int:pk>/publish/", model_views.model_publish_view, name="model_publish"),
     path("people/", people.people, name="people"),
     path("people/<int:pk>/role/", people.person_role, name="person_role"),
     path("media/keyframes/<int:pk>.jpg", media.keyframe_image, name="keyframe_image"),

@@ -52,3 +52,17 @@ def api(user):
 def logged_in(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def as_role(client, django_user_model):
+    """Sign the test client in as a new person with `role` (named `name`, or after the role)."""
+    from labeling.services.people import role_grant
+
+    def login(role, name: str | None = None):
+        person = django_user_model.objects.create_user(name or f"user-{role.name.lower()}")
+        role_grant(user=person, role=role)
+        client.force_login(person)
+        return person
+
+    return login

@@ -1,10 +1,11 @@
 """Reads for the models page: versions with their holdout metrics, the one training now, and the
-learning curve (holdout figures against labels used, one point per trained version)."""
+learning curve (holdout figures against labels used, one point per trained version); and a video's
+prediction, for the annotator page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labeling.models import Label, ModelVersion
+from labeling.models import Label, ModelVersion, Prediction
 
 TRAINED = (ModelVersion.Status.CANDIDATE, ModelVersion.Status.PUBLISHED, ModelVersion.Status.RETIRED)
 
@@ -31,6 +32,11 @@ def with_per_class(versions: list[ModelVersion]) -> list[ModelVersion]:
     return versions
 
 
+def predicted_labels(video_id: int) -> list[dict]:
+    """The published model's top labels for a video ([] before any prediction), best first."""
+    return Prediction.objects.filter(video_id=video_id).values_list("top", flat=True).first() or []
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     version: int
@@ -42,8 +48,8 @@ class CurvePoint:
 
 def learning_curve() -> list[CurvePoint]:
     """One point per trained version that has holdout figures, in order of labels used."""
+    # Only the two figures, not the per-class metrics of every version.
     rows = (ModelVersion.objects.filter(status__in=TRAINED).order_by("labels_used", "id")
-            .values_list("pk", "labels_used", "metrics", "status"))
-    return [CurvePoint(pk, labels, float(metrics["accuracy"]), float(metrics.get("macro_f1", 0.0)),
-                       status == ModelVersion.Status.PUBLISHED)
-            for pk, labels, metrics, status in rows if metrics.get("accuracy") is not None]
+            .values_list("pk", "labels_used", "metrics__accuracy", "metrics__macro_f1", "status"))
+    return [CurvePoint(pk, labels, float(accuracy), float(f1), status == ModelVersion.Status.PUBLISHED)
+            for pk, labels, accuracy, f1, status in rows if accuracy is not None and f1 is not None]

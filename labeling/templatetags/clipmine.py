@@ -12,5 +12,5 @@ def get_item(mapping, key):
 
 @register.filter
 def urlencode_dict(mapping):
-    """Query string of the non-empty filters, for pager links."""
-    return urlencode({k: v for k, v in mapping.items() if v})
+    """Query string of the non-empty filters, for pager links ("" for none)."""
+    return urlencode({k: v for k, v in (mapping or {}).items() if v})

@@ -31,7 +31,8 @@ def topic_list(request):
 def _topics_page(request, run: MiningRun | None, **extra):
     page = Paginator(run.clusters.order_by("rank") if run else Cluster.objects.none(), PAGE_SIZE)
     page = page.get_page(request.GET.get("page"))
-    context = {"run": run, "page": page, "cards": cluster_cards(list(page)), **_progress(run, running_run()), **extra}
+    context = {"run": run, "page": page, "pager_params": {"run": run.pk if run else None},
+               "cards": cluster_cards(list(page)), **_progress(run, running_run()), **extra}
     return render(request, "labeling/topics.html", context, status=form_status(request, context))
 
 
