@@ -1,6 +1,9 @@
 """Query strategies of ml/active.py in an offline pool-based simulation (a sanity check, not a test).
 
-    python bench/bench_active.py --data /tmp/demo_features.npz --json bench/results/active.json
+    python bench/bench_active.py --json bench/results/active.json
+
+--data is an .npz of features and labels; if it does not exist, the demo corpus (--clips-per-topic
+per topic) is built, decoded and run through the CNN first, and the features are saved there.
 
 This is NOT `manage.py simulate`: no database, queue or training run is involved; an oracle
 answers from the labels in the .npz (keys `features` (n, d) float, `labels` (n,) str), and a
@@ -83,6 +86,27 @@ def simulate(X: np.ndarray, y: np.ndarray, Xh: np.ndarray, yh: np.ndarray, codes
         labelled += pool[batch].tolist()
 
 
+def demo_features(path: Path, clips_per_topic: int) -> None:
+    """Build the demo corpus and save its real features (decode, keyframes, CNN) with the topics."""
+    import tempfile
+
+    import torch
+    from tqdm import tqdm
+
+    from ml.demo import build_demo_corpus, read_truth
+    from ml.features import FeatureExtractor
+    from ml.frames import decode_video
+
+    torch.set_num_threads(1)  # see the BLAS note in main(): the same holds for torch on 2 busy cores
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = read_truth(build_demo_corpus(Path(tmp), clips_per_topic=clips_per_topic))
+        extractor = FeatureExtractor()
+        features = [extractor.video_feature(decode_video(video).frames)
+                    for video, _ in tqdm(rows, desc="demo features", unit="clip")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, features=np.stack(features), labels=np.array([label for _, label in rows]))
+
+
 def labels_needed(sizes: list[int], curve: list[float], target: float) -> tuple[int, bool]:
     reached = [n for n, acc in zip(sizes, curve) if acc >= target]
     return (reached[0], True) if reached else (sizes[-1], False)
@@ -97,10 +121,11 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--C", type=float, default=10.0, help="LogisticRegression inverse regularisation")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--clips-per-topic", type=int, default=45, help="demo corpus size, when --data is built")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.data.exists():
-        sys.exit(f"{args.data} not found: an .npz with `features` and `labels` (e.g. the demo corpus's features)")
+        demo_features(args.data, args.clips_per_topic)
 
     started = time.perf_counter()
     with np.load(args.data, allow_pickle=False) as data:
