@@ -92,6 +92,7 @@ class HashModel(models.Model):
     class Method(models.TextChoices):
         ITQ = "itq", "PCA + ITQ"
         LSH = "lsh", "random-projection LSH"
+        DEEP = "deep", "deep hashing"
 
     class Status(models.TextChoices):
         FITTING = "fitting"
@@ -99,13 +100,29 @@ class HashModel(models.Model):
         RETIRED = "retired"
         FAILED = "failed"
 
+    class Trigger(models.TextChoices):
+        AUTO = "auto"  # the first videos, a grown corpus or a changed setting
+        LABELS = "labels"  # enough new labels arrived (deep hashing learns from them)
+        SCHEDULE = "schedule"
+        MANUAL = "manual"
+        API = "api"
+
     method = models.CharField(max_length=8, choices=Method.choices)
     n_bits = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.FITTING)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.AUTO)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                     on_delete=models.SET_NULL)
     artefact = models.CharField(max_length=200, blank=True)
     checksum = models.CharField(max_length=64, blank=True)
     fitted_on = models.PositiveIntegerField(default=0)
+    labels_used = models.PositiveIntegerField(default=0)  # labelled videos among those fitted on
+    label_mark = models.PositiveBigIntegerField(default=0)  # newest annotation id seen by the fit
     encoded = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=32, blank=True)
+    progress = models.FloatField(default=0.0)
+    fit_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
 

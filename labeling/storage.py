@@ -53,6 +53,10 @@ def feature_store_root() -> Path:
     return Path(settings.ARTIFACT_ROOT) / "features"
 
 
+def keyframe_store_root() -> Path:
+    return Path(settings.ARTIFACT_ROOT) / "keyframe_features"
+
+
 def hash_model_dir() -> Path:
     return Path(settings.ARTIFACT_ROOT) / "hash_models"
 

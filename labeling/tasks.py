@@ -6,23 +6,32 @@ from django.conf import settings
 from django.utils import timezone
 
 from labeling.models import HashModel, MiningRun, ModelVersion, Video
-from labeling.services import hashing, index, inference, mining, processing, queue, training
+from labeling.services import hash_training, index, inference, mining, processing, queue, training
 
 
 @shared_task(acks_late=True)
 def video_process(video_id: int) -> None:
     if processing.video_process(video_id=video_id):
-        model = hashing.hash_model_claim()  # one claim, however many videos find a refit due
+        model = hash_training.hash_model_claim()  # one claim, however many videos find a refit due
         if model is not None:
             hash_model_fit.delay(model.pk)
 
 
 @shared_task(acks_late=True)
 def hash_model_fit(model_id: int) -> None:
+    # The new model gets its own index snapshot before it becomes active (see hash_training).
     model = HashModel.objects.filter(pk=model_id, status=HashModel.Status.FITTING).first()
     if model is not None:
-        hashing.hash_model_fit(model=model)
-        index_snapshot.delay()
+        hash_training.hash_model_fit(model=model)
+
+
+@shared_task
+def hash_model_scheduled() -> int | None:
+    """Beat: fit the codes again if labels changed since the deep model's fit, or a refit is due."""
+    if not hash_training.scheduled_refit_due():
+        return None
+    model = hash_training.hash_model_enqueue(trigger=HashModel.Trigger.SCHEDULE)
+    return model.pk if model else None
 
 
 @shared_task
@@ -33,7 +42,7 @@ def index_snapshot() -> None:
 @shared_task
 def video_requeue_stale() -> int:
     """Beat: videos (and hash model fits) whose task was lost are picked up again."""
-    hashing.hash_model_release_stale()
+    hash_training.hash_model_release_stale()
     cutoff = timezone.now() - timedelta(minutes=settings.CELERY_STALE_PENDING_MINUTES)
     stale = list(Video.objects.filter(status=Video.Status.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
     Video.objects.filter(pk__in=stale).update(updated_at=timezone.now())

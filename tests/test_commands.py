@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import HashModel, IndexSnapshot, Video
-from labeling.services.hashing import fit_sample
+from labeling.services.hash_training import fit_sample
 from tests.videos import write_clip
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.db import transaction
 from labeling.models import Annotation, HashModel, Label, MiningRun, Proposal, TaxonomyEvent, Video
 from labeling.services import mining, taxonomy
 from labeling.services.annotations import videos_annotate
-from labeling.services.hashing import hash_model_refit
+from labeling.services.hash_training import hash_model_refit
 from labeling.services.ingest import ingest_batch_create, video_ingest_path
 from labeling.services.processing import video_process
 from ml.demo import TOPICS, build_demo_corpus, read_truth

@@ -93,7 +93,7 @@ def test_bad_file_is_rejected_with_a_reason_and_good_ones_still_process(tmp_path
 
 
 def test_hash_model_refit_swaps_to_itq_and_recodes_everything(tmp_path, batch, settings):
-    from labeling.services.hashing import hash_model_refit, refit_due
+    from labeling.services.hash_training import hash_model_refit, refit_due
 
     settings.CLIPMINE_HASH_FIT_MIN = 4
     for seed in range(4):
@@ -111,7 +111,7 @@ def test_hash_model_refit_swaps_to_itq_and_recodes_everything(tmp_path, batch, s
 
 
 def test_many_videos_finding_a_refit_due_claim_one_fit(tmp_path, batch, settings):
-    from labeling.services.hashing import hash_model_claim, hash_model_fit, refit_due
+    from labeling.services.hash_training import hash_model_claim, hash_model_fit, refit_due
 
     settings.CLIPMINE_HASH_FIT_MIN = 3
     for seed in range(3):
@@ -129,7 +129,7 @@ def test_many_videos_finding_a_refit_due_claim_one_fit(tmp_path, batch, settings
 def test_a_lost_fit_claim_is_released(settings):
     from datetime import timedelta
 
-    from labeling.services.hashing import hash_model_claim, hash_model_release_stale
+    from labeling.services.hash_training import hash_model_claim, hash_model_release_stale
 
     claim = hash_model_claim()
     assert hash_model_release_stale(older_than=timedelta(hours=1)) == 0

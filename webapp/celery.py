@@ -18,4 +18,7 @@ app.conf.beat_schedule = {
     "mine-topics": {"task": "labeling.tasks.mining_scheduled", "schedule": 60.0 * settings.CLIPMINE_MINING_EVERY_MINUTES},
     # Labels that trickle in below the retrain threshold still reach a model.
     "retrain": {"task": "labeling.tasks.model_retrain_scheduled", "schedule": 60.0 * settings.CLIPMINE_RETRAIN_EVERY_MINUTES},
+    # Deep hash codes learn from the labels and the corpus gathered since the last fit.
+    "refit-codes": {"task": "labeling.tasks.hash_model_scheduled",
+                    "schedule": 60.0 * settings.CLIPMINE_HASH_RETRAIN_EVERY_MINUTES},
 }

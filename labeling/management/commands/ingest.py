@@ -6,7 +6,7 @@ from tqdm import tqdm
 from labeling.management.progress import wait_for_batch
 from labeling.models import IngestItem, Video
 from labeling.services.ingest import ingest_batch_create, iter_video_files, video_ingest_path
-from labeling.services.hashing import hash_model_refit, refit_due
+from labeling.services.hash_training import hash_model_refit, refit_due
 from labeling.services.processing import video_process
 
 

@@ -19,7 +19,7 @@ from labeling.models import HashModel, Label, MiningRun, Video
 from labeling.roles import Role
 from labeling.services import mining, taxonomy
 from labeling.services.annotations import videos_annotate
-from labeling.services.hashing import refit_due
+from labeling.services.hash_training import refit_due
 from labeling.services.ingest import ingest_batch_create, iter_video_files, video_ingest_path
 from labeling.services.people import role_grant
 from ml.demo import build_demo_corpus, read_truth
