@@ -2,12 +2,10 @@
 import io
 import json
 
-import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import HashModel, IndexSnapshot, Video
-from labeling.services.hash_training import fit_sample
 from tests.videos import write_clip
 
 pytestmark = pytest.mark.django_db
@@ -115,14 +113,6 @@ def test_rebuild_index_indexes_every_ready_video(tmp_path):
 def test_demo_refuses_topics_of_one_clip(tmp_path):
     with pytest.raises(CommandError, match="at least 2"):
         run("demo", "--out", str(tmp_path), "--clips-per-topic", "1")
-
-
-def test_fit_sample_caps_and_is_reproducible():
-    ids = np.arange(1, 1001)
-    assert fit_sample(ids, limit=2000) is ids
-    sample = fit_sample(ids, limit=100)
-    assert len(sample) == 100 and len(set(sample)) == 100 and set(sample) <= set(ids)
-    assert np.array_equal(sample, np.sort(sample)) and np.array_equal(sample, fit_sample(ids, limit=100))
 
 
 def test_simulate_runs_the_loop_with_an_oracle_and_writes_the_curve(tmp_path):
