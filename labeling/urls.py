@@ -1,12 +1,14 @@
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
+from labeling.api import codes as codes_api
 from labeling.api import models as models_api
 from labeling.api import people as people_api
 from labeling.api import taxonomy as taxonomy_api
 from labeling.api import topics as topics_api
 from labeling.api import videos as api
 from labeling.views import annotate, media, people, proposals, taxonomy, topics, videos
+from labeling.views import codes as code_views
 from labeling.views import models as model_views
 
 app_name = "labeling"
@@ -22,6 +24,7 @@ router.register("clusters", topics_api.ClusterViewSet, basename="cluster")
 router.register("proposals", topics_api.ProposalViewSet, basename="proposal")
 router.register("people", people_api.PersonViewSet, basename="person")
 router.register("models", models_api.ModelVersionViewSet, basename="model-version")
+router.register("hash-models", codes_api.HashModelViewSet, basename="hash-model")
 
 urlpatterns = [
     path("", videos.video_list, name="video_list"),
@@ -60,6 +63,9 @@ urlpatterns = [
     path("models/progress/", model_views.training_progress, name="training_progress"),
     path("models/retrain/", model_views.retrain_now, name="retrain_now"),
     path("models/<int:pk>/publish/", model_views.model_publish_view, name="model_publish"),
+    path("codes/", code_views.codes_page, name="codes"),
+    path("codes/progress/", code_views.fit_progress, name="fit_progress"),
+    path("codes/fit/", code_views.fit_now, name="fit_now"),
     path("people/", people.people, name="people"),
     path("people/<int:pk>/role/", people.person_role, name="person_role"),
     path("media/keyframes/<int:pk>.jpg", media.keyframe_image, name="keyframe_image"),

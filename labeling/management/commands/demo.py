@@ -17,8 +17,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--out", type=Path, default=None, help="folder (default: DATA_DIR/demo)")
         parser.add_argument("--clips-per-topic", type=int, default=45)
+        parser.add_argument("--seed", type=int, default=0,
+                            help="another seed renders other clips of the same topics: a held-out set")
 
-    def handle(self, *args, out, clips_per_topic, **options):
+    def handle(self, *args, out, clips_per_topic, seed, **options):
         if clips_per_topic < 2:
             raise CommandError("--clips-per-topic must be at least 2 (a topic of one clip has no neighbours to find)")
         bar = tqdm(desc="building demo clips", unit="clip")
@@ -28,6 +30,6 @@ class Command(BaseCommand):
             bar.n = done
             bar.refresh()
 
-        truth = build_demo_corpus(out or demo_dir(), clips_per_topic=clips_per_topic, progress=progress)
+        truth = build_demo_corpus(out or demo_dir(), clips_per_topic=clips_per_topic, seed=seed, progress=progress)
         bar.close()
         self.stdout.write(f"demo corpus ready: {truth}")
