@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from tqdm import tqdm
 
 from labeling import storage
@@ -68,6 +69,10 @@ class Command(BaseCommand):
         if len(found) < len(shas):
             raise CommandError(f"{len(shas) - len(found)} files of {path} are not ingested and ready; "
                                f"run `manage.py ingest --inline` on them first.")
+        others = Video.objects.filter(status=Video.Status.READY).exclude(pk__in=found.values()).count()
+        if others:
+            raise CommandError(f"the database holds {others} ready videos that are not in {path}: the oracle could "
+                               f"not answer for them. Run simulate on a scratch database with only the truth set.")
         return {found[sha]: label for sha, label in shas.items()}
 
     def _label_holdout(self, truth_of, labels, oracle) -> None:
@@ -103,13 +108,19 @@ class Command(BaseCommand):
                 "version": version.pk}
 
     def _train_on_everything(self, truth_of, labels, oracle) -> dict:
-        """The ceiling: a model trained on the true labels of every non-holdout video."""
-        rest = [v for v in truth_of if not Annotation.objects.filter(video_id=v, is_current=True).exists()]
-        for name, label in labels.items():
-            videos_annotate(video_ids=[v for v in rest if truth_of[v] == name], label=label, annotator=oracle,
-                            source=Annotation.Source.MANUAL, may_retrain=False)
-        QueueItem.objects.all().delete()
-        result = self._train_round(len(truth_of) - DataSplit.objects.filter(holdout=True).count())
+        """The ceiling: a model trained on the true labels of every non-holdout video. Rolled back
+        afterwards, so the database keeps the labels and the model the loop itself reached."""
+        with transaction.atomic():
+            rest = [v for v in truth_of if not Annotation.objects.filter(video_id=v, is_current=True).exists()]
+            for name, label in labels.items():
+                videos_annotate(video_ids=[v for v in rest if truth_of[v] == name], label=label, annotator=oracle,
+                                source=Annotation.Source.MANUAL, may_retrain=False)
+            QueueItem.objects.all().delete()
+            result = self._train_round(len(truth_of) - DataSplit.objects.filter(holdout=True).count())
+            artefact = ModelVersion.objects.filter(pk=result.get("version")).values_list("artefact", flat=True).first()
+            transaction.set_rollback(True)
+        if artefact:  # the rolled-back version's file
+            (storage.model_dir() / artefact).unlink(missing_ok=True)
         return {"labels": result["labels"], "accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
 
     def _print(self, report: dict) -> None:
