@@ -11,13 +11,19 @@ label nobody else has cannot be answered and is left out (nan when no query is l
 
 Rankings are leave-one-out: every item queries all the others, by exact brute force, and ties
 are broken by the lower index so the figures are reproducible.
+
+Repost detection (`repost_top1`) asks instead whether an edited copy of a video finds the
+original first among all the others; there a tie is a failure, not broken by index.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 CHUNK_ELEMENTS = 1 << 22  # queries x database per block: 32 MB per int64 array, ~100 MB peak
+Metric = Literal["hamming", "cosine"]
 
 
 def map_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray, k: int,
@@ -45,18 +51,12 @@ def retrieval_map_hamming(codes: np.ndarray, labels: np.ndarray,
 
     Returns {"map@10": ..., "map@100": ...}.
     """
-    codes = np.asarray(codes)
-    if codes.dtype != np.uint8 or codes.ndim != 2:
-        raise ValueError(f"codes must be packed uint8 (n, bytes), got {codes.dtype} {codes.shape}")
-    # Hamming distance from a dot product of +-1 vectors: d = (bits - s.t) / 2, exact in float32
-    # for up to 2**24 bits, and a BLAS matrix product is far faster than popcounting XORs.
-    signs = np.unpackbits(codes, axis=1).astype(np.float32) * 2 - 1
-    bits = signs.shape[1]
+    signs = _signs(codes)
 
     def distances(rows: slice) -> np.ndarray:
-        return np.rint((bits - signs[rows] @ signs.T) / 2).astype(np.int64)
+        return _hamming(signs[rows], signs)
 
-    return _leave_one_out_map(distances, len(codes), labels, ks)
+    return _leave_one_out_map(distances, len(signs), labels, ks)
 
 
 def retrieval_map_cosine(features: np.ndarray, labels: np.ndarray,
@@ -65,16 +65,36 @@ def retrieval_map_cosine(features: np.ndarray, labels: np.ndarray,
 
     A zero vector is as similar (0) to everything; returns {"map@10": ..., "map@100": ...}.
     """
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2:
-        raise ValueError(f"features must be (n, d), got shape {features.shape}")
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    unit = features / np.where(norms > 0, norms, 1)
+    unit = _unit(features)
 
     def distances(rows: slice) -> np.ndarray:
         return _float_order_key(-(unit[rows] @ unit.T))
 
-    return _leave_one_out_map(distances, len(features), labels, ks)
+    return _leave_one_out_map(distances, len(unit), labels, ks)
+
+
+def _signs(codes: np.ndarray) -> np.ndarray:
+    """Packed uint8 codes (n, bytes) as +-1 float32 rows (n, bits)."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.uint8 or codes.ndim != 2:
+        raise ValueError(f"codes must be packed uint8 (n, bytes), got {codes.dtype} {codes.shape}")
+    return np.unpackbits(codes, axis=1).astype(np.float32) * 2 - 1
+
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """int64 Hamming distances between the +-1 rows of a and of b."""
+    # From a dot product: d = (bits - a.b) / 2, exact in float32 for up to 2**24 bits, and a BLAS
+    # matrix product is far faster than popcounting XORs.
+    return np.rint((a.shape[1] - a @ b.T) / 2).astype(np.int64)
+
+
+def _unit(features: np.ndarray) -> np.ndarray:
+    """Float features (n, d) scaled to unit length as float32; a zero row stays zero."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2:
+        raise ValueError(f"features must be (n, d), got shape {features.shape}")
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.where(norms > 0, norms, 1)
 
 
 def _float_order_key(x: np.ndarray) -> np.ndarray:
@@ -116,6 +136,47 @@ def _nearest(dist: np.ndarray, first_query: int, depth: int) -> np.ndarray:
     top = np.argpartition(keys, depth - 1, axis=1)[:, :depth]
     order = np.argsort(np.take_along_axis(keys, top, axis=1), axis=1)
     return np.take_along_axis(top, order, axis=1)
+
+
+def repost_top1(queries: np.ndarray, database: np.ndarray, originals: np.ndarray,
+                metric: Metric) -> dict[str, float]:
+    """How well reposts find their original: each query row is a repost whose original is the
+    database row `originals[q]`.
+
+    metric "hamming": packed uint8 codes (n, bytes) by Hamming distance; "cosine": float
+    features (n, d) by cosine similarity, highest first (a zero vector has 0 with everything).
+
+    A query succeeds iff its original is strictly nearer than every other database item: a tie
+    with another item counts as a failure, since a search could as well return that one. The
+    original's rank counts ties against it too: 1 + the other items at its distance or nearer.
+    Returns {"top1": fraction of queries that succeed, "mean_rank": mean rank of the original}.
+    """
+    originals = np.asarray(originals)
+    if metric == "hamming":
+        queries, database = _signs(queries), _signs(database)
+        distances = _hamming
+    elif metric == "cosine":
+        queries, database = _unit(queries), _unit(database)
+
+        def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return _float_order_key(-(a @ b.T))
+    else:
+        raise ValueError(f"metric must be 'hamming' or 'cosine', got {metric!r}")
+    n, m = len(database), len(queries)
+    if queries.shape[1] != database.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} bits or dimensions, the database {database.shape[1]}")
+    if m == 0 or originals.shape != (m,):
+        raise ValueError(f"need at least one query and one original per query, got {m} and {originals.shape}")
+    if originals.dtype.kind not in "iu" or originals.min() < 0 or originals.max() >= n:
+        raise ValueError(f"originals must be row numbers of the database (0 to {n - 1})")
+    ranks = np.empty(m, np.int64)
+    step = max(1, CHUNK_ELEMENTS // n)
+    for start in range(0, m, step):
+        rows = slice(start, min(start + step, m))
+        d = distances(queries[rows], database)
+        to_original = d[np.arange(len(d)), originals[rows]]
+        ranks[rows] = (d <= to_original[:, None]).sum(axis=1)  # the original itself counts once
+    return {"top1": float(np.mean(ranks == 1)), "mean_rank": float(ranks.mean())}
 
 
 def cluster_purity(assignments: np.ndarray, labels: np.ndarray) -> float:

@@ -1,11 +1,18 @@
 """Management commands as an operator runs them: ingest, evaluate, rebuild_index, demo."""
 import io
+import itertools
 import json
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.models import HashModel, IndexSnapshot, Video
+from labeling import storage
+from labeling.models import HashModel, IndexSnapshot, ModelVersion, Video
+from labeling.services import taxonomy, training
+from labeling.services.annotations import videos_annotate
+from ml.demo import build_demo_corpus, read_truth
+from ml.reposts import KINDS
+from tests.factories import VideoFactory
 from tests.videos import write_clip
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +106,53 @@ def test_evaluate_names_the_bad_line_of_a_truth_file(tmp_path):
     assert str(error.value).count("truth.csv") == 1 and "truth.csv:2" in str(error.value)
 
 
+def test_evaluate_reposts_and_the_classifier_row(tmp_path, settings, django_user_model):
+    """Reposts of demo clips query the truth set only; the classifier's output is a row once a
+    model is published. About 30 s: 16 clips and 18 reposts go through the pipeline."""
+    settings.DATA_DIR = tmp_path / "data"  # the reposts are written under it
+    settings.CLIPMINE_RETRAIN_EVERY_LABELS = 10_000  # the test trains by hand
+    truth = build_demo_corpus(tmp_path / "demo", clips_per_topic=2)
+
+    out = run("evaluate", "--truth", str(truth), "--reposts", "3", "--json", str(tmp_path / "report.json"))
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    reposts = report["reposts"]
+    assert (reposts["originals"], reposts["made"], reposts["skipped"]) == (3, 18, 0)
+    assert len(list((tmp_path / "data" / "reposts").glob("*/*"))) == 18
+    # The reposts are videos now, but not items of the mAP set.
+    assert (report["videos"], Video.objects.filter(status=Video.Status.READY).count()) == (16, 16 + 18)
+    assert [r["representation"] for r in reposts["rows"]] == [r["representation"] for r in report["rows"]]
+    for row in reposts["rows"]:
+        assert list(row["top1"]) == [*KINDS, "all"] and all(0 <= rate <= 1 for rate in row["top1"].values())
+        assert all(1 <= rank <= 16 for rank in row["mean_rank"].values())
+    assert "top-1 rate of reposts" in out and "no published classifier" in out
+    assert not any(r["representation"].startswith("classifier") for r in report["rows"])
+
+    owner = django_user_model.objects.create_user("olga")
+    by_sha = dict(Video.objects.values_list("sha256", "pk"))
+    for name, paths in itertools.groupby(sorted(read_truth(truth), key=lambda row: row[1]), key=lambda row: row[1]):
+        label = taxonomy.label_create(name=name, actor=owner)
+        videos_annotate(video_ids=[by_sha[storage.file_sha256(p)] for p, _ in paths], label=label, annotator=owner,
+                        source="manual")
+    version = training.model_train(version_id=training.training_claim(trigger=ModelVersion.Trigger.MANUAL).pk)
+    assert version.status == ModelVersion.Status.PUBLISHED, version.error
+
+    out = run("evaluate", "--truth", str(truth), "--reposts", "3", "--json", str(tmp_path / "report.json"))
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert Video.objects.count() == 16 + 18  # nothing new: the same reposts, byte for byte
+    classifier = [r for r in report["rows"] if r["representation"].startswith("classifier output")]
+    assert len(classifier) == 1 and classifier[0]["bytes_per_video"] == 8 * 4  # eight topics, float32
+    assert 0 <= classifier[0]["map@10"] <= 1
+    assert report["reposts"]["rows"][-1]["representation"] == classifier[0]["representation"]
+    assert "no published classifier" not in out
+
+
+def test_evaluate_refuses_a_negative_repost_count(truth_csv):
+    with pytest.raises(CommandError, match="--reposts"):
+        run("evaluate", "--truth", str(truth_csv), "--reposts", "-1")
+
+
 def test_rebuild_index_indexes_every_ready_video(tmp_path):
     assert "No hash model yet" in run("rebuild_index")
     for seed in range(3):
@@ -123,6 +177,10 @@ def test_simulate_runs_the_loop_with_an_oracle_and_writes_the_curve(tmp_path):
             lines.append(f"{label}-{frames}.mp4,{label}")
     (tmp_path / "truth.csv").write_text("\n".join(lines) + "\n")
     run("ingest", str(tmp_path), "--inline")
+    stranger = VideoFactory()  # the oracle could not answer for it
+    with pytest.raises(CommandError, match="1 ready videos that are not in"):
+        run("simulate", "--truth", str(tmp_path / "truth.csv"))
+    stranger.delete()
 
     out = run("simulate", "--truth", str(tmp_path / "truth.csv"), "--strategy", "margin", "--budget", "4",
               "--batch", "2", "--json", str(tmp_path / "curve.json"))
@@ -134,6 +192,11 @@ def test_simulate_runs_the_loop_with_an_oracle_and_writes_the_curve(tmp_path):
     from labeling.models import Annotation, ModelVersion
 
     assert Annotation.objects.filter(source="queue").count() == 4  # the oracle answered the queue
-    assert ModelVersion.objects.count() == len(report["curve"]) + 1
+    # The ceiling's labels and model are rolled back: the database is where the loop left it.
+    assert Annotation.objects.filter(is_current=True).count() == 2 + 4
+    assert ModelVersion.objects.count() == len(report["curve"])
+    assert ModelVersion.objects.get(status="published").pk == report["curve"][-1]["version"]
+    assert sorted(p.name for p in storage.model_dir().iterdir()) == sorted(
+        ModelVersion.objects.values_list("artefact", flat=True))
     with pytest.raises(CommandError, match="scratch"):
         run("simulate", "--truth", str(tmp_path / "truth.csv"))

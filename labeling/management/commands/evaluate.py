@@ -8,105 +8,119 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling import storage
+from labeling.evaluation_report import (
+    RepostQueries, map_rows, map_table, repost_rows, repost_table, representations, stored_codes,
+)
 from labeling.management.progress import wait_for_batch
-from labeling.models import HashModel, Video, VideoCode
+from labeling.models import Video
 from labeling.services.hash_training import hash_model_refit, refit_due
 from labeling.services.hashing import feature_store
 from labeling.services.ingest import ingest_batch_create, video_ingest_path
 from labeling.services.mining import mining_params
 from labeling.services.processing import video_process
 from ml.demo import read_truth
-from ml.evaluation import cluster_purity, nmi, retrieval_map_cosine, retrieval_map_hamming
-from ml.features import FEATURE_DIM
-from ml.hashing import ITQHasher, LSHHasher
+from ml.evaluation import cluster_purity, nmi
 from ml.index import HammingIndex
+from ml.reposts import make_reposts, spread_over_labels
 from ml.topics import mine_topics
-
-KS = (10, 100)
-BASELINE_BITS = (32, 64, 128)
 
 
 class Command(BaseCommand):
-    help = "Measure retrieval quality (mAP@10, mAP@100) of the codes and the float features against a truth CSV."
+    help = ("Measure retrieval quality (mAP@10, mAP@100) of the codes, the float features and the classifier's "
+            "output against a truth CSV; with --reposts, also how well edited copies find their original.")
 
     def add_arguments(self, parser):
         parser.add_argument("--truth", type=Path, required=True, help="CSV with columns path,label")
         parser.add_argument("--json", dest="json_path", type=Path, help="also write the figures to this file as JSON")
         parser.add_argument("--wait", action="store_true", help="let the workers process new files (default: here)")
+        parser.add_argument("--reposts", type=int, default=0, metavar="N",
+                            help="make repost variants of N originals spread over the labels (written under "
+                                 "DATA_DIR/reposts and ingested) and measure how often each finds its original first")
 
-    def handle(self, *args, truth, json_path: Path | None, wait, **options):
+    def handle(self, *args, truth, json_path: Path | None, wait, reposts: int, **options):
+        if reposts < 0:
+            raise CommandError("--reposts must be 0 or more")
         try:
             rows = read_truth(truth)
         except (OSError, ValueError) as exc:  # both messages already name the file
             raise CommandError(str(exc)) from None
-        videos, pairs = self._ingested(rows, wait)
+        variants = self._make_reposts(rows, reposts)
+        videos = self._ingested([path for path, _ in rows] + [path for _, _, path in variants], wait)
         if not wait and refit_due():  # what a worker would do next: ITQ once the corpus is big enough
             self.stdout.write(f"fitting a new hash model first: {hash_model_refit()}")
-        labelled = [(videos[sha], label) for sha, label in pairs if videos[sha].status == Video.Status.READY]
-        skipped = len(rows) - len(labelled)
-        ids = np.array([v.pk for v, _ in labelled])
-        labels = np.array([label for _, label in labelled])
+        ready = [i for i, video in enumerate(videos[:len(rows)]) if video.status == Video.Status.READY]
+        ids = np.array([videos[i].pk for i in ready])
+        labels = np.array([rows[i][1] for i in ready])
         if len(labels) == len(set(labels)):
             # mAP needs a query with at least one relevant neighbour.
             raise CommandError(f"{len(labels)} processed videos and no label shared by two of them: nothing to evaluate")
-        report = self._measure(ids, labels)
-        report.update(truth=str(truth), videos=len(labelled), skipped=skipped, topics=len(set(labels)))
+        # A repost queries the truth set's videos only, so it needs a processed original.
+        position = {row: i for i, row in enumerate(ready)}
+        queries = [(position[row], kind, video.pk) for (row, kind, _), video in zip(variants, videos[len(rows):])
+                   if row in position and video.status == Video.Status.READY]
+        report = self._measure(ids, labels, queries if reposts else None)
+        report.update(truth=str(truth), videos=len(ids), skipped=len(rows) - len(ids), topics=len(set(labels)))
+        if reposts:
+            report["reposts"].update(originals=len({row for row, _, _ in variants}), made=len(variants),
+                                     skipped=len(variants) - len(queries))
         self._print(report)
         if json_path:
             json_path.write_text(json.dumps(report, indent=2))
             self.stdout.write(f"wrote {json_path}")
 
-    def _ingested(self, rows, wait) -> tuple[dict[str, Video], list[tuple[str, str]]]:
-        """Videos of the CSV by content hash; files not yet ingested are ingested now."""
-        shas = [(storage.file_sha256(path), path, label) for path, label in tqdm(rows, desc="hashing", unit="file")]
-        known = {v.sha256: v for v in Video.objects.filter(sha256__in=[s for s, _, _ in shas])}
-        missing = [(sha, path) for sha, path, _ in shas if sha not in known]
+    def _make_reposts(self, rows: list[tuple[Path, str]], n: int) -> list[tuple[int, str, Path]]:
+        """(row of the original, kind, file) of the reposts of n originals spread over the labels."""
+        if not n:
+            return []
+        made = []
+        for row in tqdm(spread_over_labels([label for _, label in rows], n), desc="making reposts", unit="original"):
+            path = rows[row][0]
+            try:
+                out = Path(settings.DATA_DIR) / "reposts" / storage.file_sha256(path)
+                made += [(row, kind, file) for kind, file in make_reposts(path, out).items()]
+            except (OSError, ValueError) as exc:  # the original is then most likely skipped too
+                self.stderr.write(f"no reposts of {path}: {exc}")
+        return made
+
+    def _ingested(self, paths: list[Path], wait: bool) -> list[Video]:
+        """The video of each file, by content hash; files not yet ingested are ingested now."""
+        shas = [storage.file_sha256(path) for path in tqdm(paths, desc="hashing", unit="file")]
+        known = {v.sha256: v for v in Video.objects.filter(sha256__in=shas)}
+        missing = {sha: path for sha, path in zip(shas, paths) if sha not in known}
         if missing:
             batch = ingest_batch_create(source=Video.Source.CLI)
-            for sha, path in tqdm(missing, desc="ingesting", unit="file"):
+            for sha, path in tqdm(missing.items(), desc="ingesting", unit="file"):
                 known[sha] = video_ingest_path(path=path, batch=batch).video
             if wait:
                 wait_for_batch(batch)
             else:
-                for sha, _ in tqdm(missing, desc="processing", unit="video"):
+                for sha in tqdm(missing, desc="processing", unit="video"):
                     video_process(video_id=known[sha].pk)
             known = {v.sha256: v for v in Video.objects.filter(sha256__in=list(known))}
-        return known, [(sha, label) for sha, _, label in shas]
+        return [known[sha] for sha in shas]
 
-    def _measure(self, ids: np.ndarray, labels: np.ndarray) -> dict:
-        features = feature_store().get(ids)
-        rows = []
-
-        def add(name: str, bytes_per_video: int, scores: dict, seconds: float):
-            rows.append({"representation": name, "bytes_per_video": bytes_per_video, **scores, "seconds": round(seconds, 3)})
-
-        started = time.perf_counter()
-        add(f"float features ({FEATURE_DIM}-d float32, cosine)", FEATURE_DIM * 4,
-            retrieval_map_cosine(features, labels, ks=KS), time.perf_counter() - started)
-        model = HashModel.objects.filter(status=HashModel.Status.ACTIVE).first()
-        topics = None
-        if model:
-            codes = dict(VideoCode.objects.filter(hash_model=model, video_id__in=ids).values_list("video_id", "code"))
-            packed = np.stack([np.frombuffer(bytes(codes[int(i)]), np.uint8) for i in ids])
-            started = time.perf_counter()
-            add(f"stored codes: {model.get_method_display()}, {model.n_bits} bits (hash model #{model.pk})",
-                model.n_bits // 8, retrieval_map_hamming(packed, labels, ks=KS), time.perf_counter() - started)
-            topics = self._topics(packed, ids, labels)
-        for cls in (ITQHasher, LSHHasher):
-            for bits in BASELINE_BITS:
-                started = time.perf_counter()
-                packed = cls(n_bits=bits, random_state=0).fit(features).encode(features)
-                add(f"{cls.__name__.removesuffix('Hasher')} {bits} bits, fitted here", bits // 8,
-                    retrieval_map_hamming(packed, labels, ks=KS), time.perf_counter() - started)
-        index = HammingIndex(model.n_bits if model else settings.CLIPMINE_HASH_BITS,
-                             exact_threshold=settings.CLIPMINE_INDEX_EXACT_THRESHOLD)
+    def _measure(self, ids: np.ndarray, labels: np.ndarray, queries: list[tuple[int, str, int]] | None) -> dict:
+        """mAP over the truth set `ids`, and unless `queries` is None the repost table of those
+        reposts: (row of the original in ids, kind, video id)."""
+        every_id = np.concatenate([ids, np.array([video for _, _, video in queries or []], dtype=ids.dtype)])
+        stored = stored_codes(every_id)
+        reps, notes = representations(feature_store().get(every_id), stored, len(ids))
         ready = Video.objects.filter(status=Video.Status.READY).count()
-        return {
+        index = HammingIndex(stored[0].n_bits if stored else settings.CLIPMINE_HASH_BITS,
+                             exact_threshold=settings.CLIPMINE_INDEX_EXACT_THRESHOLD)
+        report = {
             "index": {"kind": index.kind_for(ready), "videos_indexed": ready,
                       "exact_threshold": settings.CLIPMINE_INDEX_EXACT_THRESHOLD},
-            "rows": rows,
-            "clusters": topics,
+            "rows": map_rows(reps, labels),
+            "notes": notes,
+            "clusters": self._topics(stored[1][:len(ids)], ids, labels) if stored else None,
         }
+        if queries is not None:
+            kinds = np.array([kind for _, kind, _ in queries])
+            originals = np.array([row for row, _, _ in queries], dtype=np.int64)
+            report["reposts"] = {"queries": len(queries), "kinds": list(dict.fromkeys(kinds)), "rows": repost_rows(
+                reps, RepostQueries(kinds, originals), len(ids)) if queries else []}
+        return report
 
     @staticmethod
     def _topics(codes: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> dict:
@@ -132,14 +146,18 @@ class Command(BaseCommand):
             f"\n{report['videos']} videos in {report['topics']} topics ({report['skipped']} not usable); "
             f"index: {report['index']['kind']} search over {report['index']['videos_indexed']} videos\n"
         )
-        header = f"{'representation':<64} {'bytes/video':>11} " + " ".join(f"{'mAP@' + str(k):>8}" for k in KS)
-        self.stdout.write(header)
-        self.stdout.write("-" * len(header))
-        for row in report["rows"]:
-            scores = " ".join(f"{row[f'map@{k}']:>8.3f}" for k in KS)
-            self.stdout.write(f"{row['representation']:<64} {row['bytes_per_video']:>11} {scores}")
+        self.stdout.write("\n".join(map_table(report["rows"])))
+        for note in report["notes"]:
+            self.stdout.write(f"({note})")
         topics = report["clusters"]
         if topics:
             self.stdout.write(
                 f"\ntopics mined from the stored codes: {topics['topics']} topics covering {topics['clustered']:.0%} "
                 f"of the videos; purity {topics['purity']}, NMI {topics['nmi']}")
+        reposts = report.get("reposts")
+        if reposts:
+            self.stdout.write(
+                f"\nrepost detection: {reposts['queries']} reposts of {reposts['originals']} originals "
+                f"({reposts['skipped']} not usable), each searching the {report['videos']} videos above; "
+                f"a hit = its original strictly nearest (ties count as misses)\n")
+            self.stdout.write("\n".join(repost_table(reposts["rows"])))

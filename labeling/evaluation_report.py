@@ -1,0 +1,131 @@
+"""The representations `manage.py evaluate` compares, and its two tables.
+
+A representation gives every evaluated video a vector compared by one metric: float vectors
+(features, classifier outputs) by cosine similarity, packed binary codes by Hamming distance.
+They are all built in `representations`, over the truth set's videos followed by the repost
+queries, and each is scored both for retrieval (mAP@k over the truth set alone) and for repost
+detection (reposts against the truth set): a new representation is one more entry there.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeling.models import HashModel, VideoCode
+from labeling.services.inference import published_model
+from ml.evaluation import Metric, repost_top1, retrieval_map_cosine, retrieval_map_hamming
+from ml.features import FEATURE_DIM
+from ml.hashing import ITQHasher, LSHHasher
+
+KS = (10, 100)
+BASELINE_BITS = (32, 64, 128)
+RETRIEVAL = {"cosine": retrieval_map_cosine, "hamming": retrieval_map_hamming}
+
+
+@dataclass(frozen=True)
+class Representation:
+    name: str
+    bytes_per_video: int
+    metric: Metric
+    vectors: np.ndarray  # one row per video: the truth set's first, then the repost queries'
+    seconds: float       # to build the vectors, fitting included
+
+
+@dataclass(frozen=True)
+class RepostQueries:
+    kinds: np.ndarray      # (m,) str, the edit each repost went through
+    originals: np.ndarray  # (m,) int, the row of its original among the truth set's videos
+
+
+def stored_codes(ids: np.ndarray) -> tuple[HashModel, np.ndarray] | None:
+    """The active hash model and its packed codes of `ids`, in that order (None without a model)."""
+    model = HashModel.objects.filter(status=HashModel.Status.ACTIVE).first()
+    if model is None:
+        return None
+    codes = dict(VideoCode.objects.filter(hash_model=model, video_id__in=ids).values_list("video_id", "code"))
+    return model, np.stack([np.frombuffer(bytes(codes[int(i)]), np.uint8) for i in ids])
+
+
+def representations(features: np.ndarray, stored: tuple[HashModel, np.ndarray] | None,
+                    n_truth: int) -> tuple[list[Representation], list[str]]:
+    """Every representation of the videos whose `features` are given (the first `n_truth` are
+    the truth set; hashers are fitted on those only), and notes on rows left out."""
+    reps = [Representation(f"float features ({FEATURE_DIM}-d float32, cosine)", FEATURE_DIM * 4, "cosine",
+                           features, 0.0)]
+    notes = []
+    if stored:
+        model, codes = stored
+        reps.append(Representation(f"stored codes: {model.get_method_display()}, {model.n_bits} bits "
+                                   f"(hash model #{model.pk})", model.n_bits // 8, "hamming", codes, 0.0))
+    else:
+        notes.append("no active hash model: no row for stored codes")
+    for cls in (ITQHasher, LSHHasher):
+        for bits in BASELINE_BITS:
+            started = time.perf_counter()
+            codes = cls(n_bits=bits, random_state=0).fit(features[:n_truth]).encode(features)
+            reps.append(Representation(f"{cls.__name__.removesuffix('Hasher')} {bits} bits, fitted here", bits // 8,
+                                       "hamming", codes, time.perf_counter() - started))
+    loaded = published_model()
+    if loaded:
+        version, clf = loaded
+        started = time.perf_counter()
+        proba = clf.predict_proba(features).astype(np.float32)
+        reps.append(Representation(
+            f"classifier output: {version} ({proba.shape[1]} classes, cosine; trained on {version.labels_used} labels)",
+            proba.shape[1] * 4, "cosine", proba, time.perf_counter() - started))
+    else:
+        notes.append("no published classifier: no row for its output")
+    return reps, notes
+
+
+def map_rows(reps: list[Representation], labels: np.ndarray) -> list[dict]:
+    """mAP@k of each representation over the truth set (its first len(labels) rows)."""
+    rows = []
+    for rep in reps:
+        started = time.perf_counter()
+        scores = RETRIEVAL[rep.metric](rep.vectors[:len(labels)], labels, ks=KS)
+        rows.append({"representation": rep.name, "bytes_per_video": rep.bytes_per_video, **scores,
+                     "seconds": round(rep.seconds + time.perf_counter() - started, 3)})
+    return rows
+
+
+def repost_rows(reps: list[Representation], queries: RepostQueries, n_truth: int) -> list[dict]:
+    """Per representation and kind of edit, then over "all" reposts: how often a repost finds its
+    original first among the truth set's videos (ties count as misses), and the original's mean rank."""
+    groups = {kind: queries.kinds == kind for kind in dict.fromkeys(queries.kinds)}
+    groups["all"] = np.ones(len(queries.kinds), bool)
+    rows = []
+    for rep in reps:
+        database, reposts = rep.vectors[:n_truth], rep.vectors[n_truth:]
+        by_kind = {kind: repost_top1(reposts[rows_of], database, queries.originals[rows_of], rep.metric)
+                   for kind, rows_of in groups.items()}
+        rows.append({"representation": rep.name, "bytes_per_video": rep.bytes_per_video,
+                     "top1": {kind: round(r["top1"], 4) for kind, r in by_kind.items()},
+                     "mean_rank": {kind: round(r["mean_rank"], 2) for kind, r in by_kind.items()}})
+    return rows
+
+
+def _width(rows: list[dict], title: str) -> int:
+    return max([len(title)] + [len(row["representation"]) for row in rows])
+
+
+def map_table(rows: list[dict]) -> list[str]:
+    width = _width(rows, "representation")
+    header = f"{'representation':<{width}} {'bytes/video':>11} " + " ".join(f"{'mAP@' + str(k):>8}" for k in KS)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        scores = " ".join(f"{row[f'map@{k}']:>8.3f}" for k in KS)
+        lines.append(f"{row['representation']:<{width}} {row['bytes_per_video']:>11} {scores}")
+    return lines
+
+
+def repost_table(rows: list[dict]) -> list[str]:
+    width = _width(rows, "top-1 rate of reposts")
+    kinds = list(rows[0]["top1"]) if rows else []
+    header = f"{'top-1 rate of reposts':<{width}} " + " ".join(f"{kind:>11}" for kind in kinds)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(f"{row['representation']:<{width}} " + " ".join(f"{row['top1'][kind]:>11.3f}" for kind in kinds))
+    return lines
