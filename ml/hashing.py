@@ -8,7 +8,8 @@ binary indexes and `hamming_distances` agree on them whatever the bit order insi
 - `ITQHasher`: PCA to n_bits directions, then the Iterative Quantization rotation (Gong &
   Lazebnik, 2011) that minimises the loss of snapping projections to {-1, +1}.
 
-Hashers are saved as plain arrays in .npz and loaded without unpickling.
+The semi-supervised deep hasher (`ml.deep_hashing.DeepHasher`, kind "deep") builds on these
+helpers. All hashers are saved as plain arrays in .npz and loaded without unpickling.
 """
 from __future__ import annotations
 
@@ -163,27 +164,41 @@ class ITQHasher(_Hasher):
         return (Xc @ self.components_.T) @ self.rotation_
 
 
-HASHERS: dict[str, type[_Hasher]] = {"lsh": LSHHasher, "itq": ITQHasher}
-# Learned arrays per kind, with their expected shapes given (n_bits, n_features).
+HASHERS: dict[str, type[_Hasher]] = {"lsh": LSHHasher, "itq": ITQHasher}  # "deep": see _hasher_class
+# Integer constructor parameters saved beside the arrays, per kind.
+_PARAMS = {"lsh": ("n_bits",), "itq": ("n_bits", "n_iter"), "deep": ("n_bits", "hidden")}
+# Learned arrays per kind, with their expected shapes given (n_bits, n_features, hidden units).
 _ARRAYS = {
-    "lsh": {"mean_": lambda b, d: (d,), "planes_": lambda b, d: (b, d)},
-    "itq": {"mean_": lambda b, d: (d,), "components_": lambda b, d: (b, d), "rotation_": lambda b, d: (b, b)},
+    "lsh": {"mean_": lambda b, d, h: (d,), "planes_": lambda b, d, h: (b, d)},
+    "itq": {"mean_": lambda b, d, h: (d,), "components_": lambda b, d, h: (b, d), "rotation_": lambda b, d, h: (b, b)},
+    "deep": {
+        "mean_": lambda b, d, h: (d,),
+        "linear_weight_": lambda b, d, h: (b, d), "linear_bias_": lambda b, d, h: (b,),
+        "hidden_weight_": lambda b, d, h: (h, d), "hidden_bias_": lambda b, d, h: (h,),
+        "out_weight_": lambda b, d, h: (b, h), "out_bias_": lambda b, d, h: (b,),
+    },
 }
 
 
-def save(hasher: LSHHasher | ITQHasher, path: str | Path) -> None:
-    """Write a fitted hasher as plain arrays (.npz), atomically."""
+def _hasher_class(kind: str) -> type[_Hasher]:
+    if kind == "deep":  # imported on demand: ml.deep_hashing imports this module, and torch is heavy
+        from ml.deep_hashing import DeepHasher
+
+        return DeepHasher
+    return HASHERS[kind]
+
+
+def save(hasher: _Hasher, path: str | Path) -> None:
+    """Write a fitted hasher (LSH, ITQ or deep) as plain arrays (.npz), atomically."""
     hasher._check_fitted()
-    params = {"n_bits": np.int64(hasher.n_bits)}
-    if isinstance(hasher, ITQHasher):
-        params["n_iter"] = np.int64(hasher.n_iter)
+    params = {name: np.int64(getattr(hasher, name)) for name in _PARAMS[hasher.kind]}
     arrays = {name: getattr(hasher, name) for name in _ARRAYS[hasher.kind]}
     buffer = io.BytesIO()
     np.savez(buffer, kind=np.str_(hasher.kind), **params, **arrays)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def load_hasher(path: str | Path) -> LSHHasher | ITQHasher:
+def load_hasher(path: str | Path) -> _Hasher:
     """Read a hasher written by `save`. Never unpickles: object arrays are refused."""
     try:
         data = np.load(path, allow_pickle=False)
@@ -195,18 +210,22 @@ def load_hasher(path: str | Path) -> LSHHasher | ITQHasher:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         raise ValueError(f"{path} is not a hasher file: {exc}") from exc
     kind = str(fields.pop("kind", ""))
-    if kind not in HASHERS:
+    if kind not in _PARAMS:
         raise ValueError(f"{path}: unknown hasher kind {kind!r}")
     try:
-        params = {"n_bits": int(fields.pop("n_bits"))}
-        if kind == "itq":
-            params["n_iter"] = int(fields.pop("n_iter"))
-        hasher = HASHERS[kind](**params)
+        params = {}
+        for name in _PARAMS[kind]:
+            value = fields.pop(name)
+            if value.shape != () or value.dtype.kind not in "iu":
+                raise ValueError(f"parameter {name} is not an integer")
+            params[name] = int(value)
+        hasher = _hasher_class(kind)(**params)
         n_bits = check_n_bits(hasher.n_bits)
+        hidden = params.get("hidden", 0)
         dim = fields["mean_"].shape[0]
         for name, shape in _ARRAYS[kind].items():
             array = fields.pop(name)
-            if array.shape != shape(n_bits, dim) or array.dtype.kind != "f" or not np.isfinite(array).all():
+            if array.shape != shape(n_bits, dim, hidden) or array.dtype.kind != "f" or not np.isfinite(array).all():
                 raise ValueError(f"array {name} has shape {array.shape} and dtype {array.dtype}")
             setattr(hasher, name, array.astype(np.float64))
     except (KeyError, IndexError, TypeError, ValueError) as exc:

@@ -1,0 +1,316 @@
+"""Semi-supervised deep hashing (torch, CPU): float video features -> packed binary codes.
+
+The network sits on top of the CNN features: PCA then a trainable rotation initialised from ITQ's,
+plus a residual MLP branch (features -> hidden -> bits) whose last layer starts at zero, so
+training starts exactly at the PCA+ITQ codes. Its tanh outputs are the relaxed codes, trained on:
+
+- every video (unsupervised): code inner products follow the feature-space neighbourhoods of the
+  batch (k nearest neighbours -> same code, dissimilar pairs -> orthogonal codes), quantisation
+  (outputs near +-1), balanced bits (batch mean near 0), decorrelated bits, and consistency:
+  augmented views of a video (pools of random subsets of its keyframes, with feature dropout and
+  noise) get the video's code;
+- labelled videos (supervised): same label -> same code, different labels -> orthogonal codes,
+  and a linear classifier on the relaxed codes. Labelled videos are oversampled into batches when
+  few, and these terms are weighted by the batch's labelled share, so zero labels is simply the
+  unsupervised model and many labels lean on them more.
+
+Codes are `np.packbits` rows like the other hashers'. Encoding is numpy only; saving and loading
+go through `ml.hashing.save` / `load_hasher` (plain arrays, never unpickled).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from threadpoolctl import ThreadpoolController, threadpool_limits
+from torch import nn
+
+from ml.hashing import ITQHasher, _check_features, _Hasher, check_n_bits
+
+
+class DeepHasher(_Hasher):
+    """Semi-supervised deep hashing; `fit(X, views=..., labels=...)`, then `encode(X)`.
+
+    epochs are passes over the videos, but training takes at least `min_steps` batches in all:
+    a corpus of a few dozen videos needs more steps than passes.
+    """
+
+    kind = "deep"
+
+    def __init__(self, n_bits: int = 64, epochs: int = 30, random_state: int | None = 0, *,
+                 hidden: int = 512, batch_size: int = 256, min_steps: int = 200, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, n_neighbours: int = 5, quantisation: float = 0.1,
+                 balance: float = 0.1, decorrelation: float = 0.1, consistency: float = 1.0,
+                 supervised: float = 1.0, min_labelled_share: float = 0.25, view_dropout: float = 0.1,
+                 view_noise: float = 0.3):
+        self.n_bits = n_bits
+        self.epochs = epochs
+        self.random_state = random_state
+        self.hidden = hidden
+        self.batch_size = batch_size
+        self.min_steps = min_steps
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.n_neighbours = n_neighbours
+        self.quantisation = quantisation
+        self.balance = balance
+        self.decorrelation = decorrelation
+        self.consistency = consistency
+        self.supervised = supervised
+        self.min_labelled_share = min_labelled_share
+        self.view_dropout = view_dropout
+        self.view_noise = view_noise
+
+    def fit(self, X: np.ndarray, *, views: np.ndarray | None = None, labels: np.ndarray | None = None,
+            progress: Callable[[float], None] | None = None) -> DeepHasher:
+        """X (n, d) video features; views (n, k, d) keyframe features, all-zero slot = none;
+        labels (n,) int, -1 = unlabelled; progress(fraction) after every epoch.
+        ValueError on NaN, empty or mismatched inputs."""
+        n_bits = check_n_bits(self.n_bits)
+        X = _check_features(X)
+        views = _check_views(views, X.shape)
+        labels = _check_labels(labels, len(X))
+        if not (self.epochs >= 1 and self.hidden >= 1 and self.batch_size >= 1):
+            raise ValueError("epochs, hidden and batch_size must be at least 1")
+        # One thread each for torch and BLAS: on 2 busy cores more threads run 20-50x slower.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                self._fit(X, views, labels, n_bits, progress)
+        finally:
+            torch.set_num_threads(threads)
+        return self
+
+    def _fit(self, X: np.ndarray, views: np.ndarray | None, labels: np.ndarray, n_bits: int,
+             progress: Callable[[float], None] | None) -> None:
+        seed = int(np.random.default_rng(self.random_state).integers(2**31))
+        rng = np.random.default_rng(seed)
+        itq = ITQHasher(n_bits=n_bits, random_state=self.random_state).fit(X)
+        mean = itq.mean_
+        # Inputs standardised by one scalar (per-feature scaling would blow up near-constant
+        # features); the PCA projection rescaled so its outputs start in tanh's useful range.
+        # Neither changes a sign, so the first codes are ITQ's.
+        scale = float(np.sqrt(((X - mean) ** 2).mean())) or 1.0
+        pca = itq.components_.T
+        spread = float(np.sqrt(((((X - mean) / scale) @ pca) ** 2).mean())) or 1.0
+        net = _Net(pca / spread, itq.rotation_, self.hidden, rng)
+        data = _Data(X, views, labels, mean, scale)
+        self._train(net, data, rng, torch.Generator().manual_seed(seed), progress)
+
+        self.mean_, self.n_features_in_ = mean, X.shape[1]
+        # Fold the input scale into the first layers: encode needs only (X - mean_).
+        weights = {name: p.detach().double().numpy() for name, p in net.named_parameters()}
+        self.linear_weight_ = net.linear_map() / scale
+        self.linear_bias_ = weights["rotation.bias"]
+        self.hidden_weight_ = weights["hidden.weight"] / scale
+        self.hidden_bias_ = weights["hidden.bias"]
+        self.out_weight_ = weights["out.weight"]
+        self.out_bias_ = weights["out.bias"]
+
+    def _train(self, net: _Net, data: _Data, rng: np.random.Generator, gen: torch.Generator,
+               progress: Callable[[float], None] | None) -> None:
+        batch = min(self.batch_size, data.n)
+        head = nn.Linear(net.n_bits, max(data.n_classes, 1))
+        nn.init.zeros_(head.weight)  # zeros, not torch's global RNG: fits stay deterministic
+        nn.init.zeros_(head.bias)
+        optimiser = torch.optim.AdamW([*net.parameters(), *head.parameters()], lr=self.lr,
+                                      weight_decay=self.weight_decay)
+        steps = max(math.ceil(data.n / batch), math.ceil(self.min_steps / self.epochs))
+        batches = _Batches(data, batch, self.min_labelled_share, rng)
+        for epoch in range(self.epochs):
+            for _ in range(steps):
+                loss = self._loss(net, head, data, batches.next(), gen)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+            if progress is not None:
+                progress((epoch + 1) / self.epochs)
+
+    def _loss(self, net: _Net, head: nn.Linear, data: _Data, idx: torch.Tensor,
+              gen: torch.Generator) -> torch.Tensor:
+        x = data.x[idx]
+        u = torch.tanh(net(x))
+        n_bits = u.shape[1]
+        loss = _neighbour_loss(u, x, self.n_neighbours)
+        loss = loss + self.quantisation * ((u.abs() - 1) ** 2).mean()
+        loss = loss + self.balance * (u.mean(dim=0) ** 2).mean()
+        cov = u.T @ u / len(u)
+        loss = loss + self.decorrelation * (cov - torch.diag(torch.diagonal(cov))).pow(2).sum() / n_bits**2
+        if self.consistency:
+            for _ in range(2):
+                view = torch.tanh(net(data.view(idx, gen, self.view_dropout, self.view_noise)))
+                loss = loss + self.consistency / 2 * ((view - u) ** 2).mean()
+        y = data.y[idx]
+        known = y >= 0
+        if self.supervised and int(known.sum()) > 1:
+            uk, yk = u[known], y[known]
+            same = (yk[:, None] == yk[None, :]).float()
+            supervised = ((uk @ uk.T / n_bits - same) ** 2).mean()
+            if data.n_classes > 1:
+                supervised = supervised + nn.functional.cross_entropy(head(uk), yk)
+            loss = loss + self.supervised * float(known.float().mean()) * supervised
+        return loss
+
+    def _project(self, Xc: np.ndarray) -> np.ndarray:
+        with _blas().limit(limits=1, user_api="blas"):
+            hidden = np.maximum(Xc @ self.hidden_weight_.T + self.hidden_bias_, 0)
+            return Xc @ self.linear_weight_.T + self.linear_bias_ + hidden @ self.out_weight_.T + self.out_bias_
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """One controller, made once: it scans the loaded libraries, which would cost more than
+    encoding a single video on every call."""
+    return ThreadpoolController()
+
+
+def _neighbour_loss(u: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """Squared error between code inner products (in [-1, 1]) and a target from the batch's
+    features: 1 for each item's k nearest neighbours (cosine, either direction), 0 (orthogonal
+    codes) for pairs of negative cosine. Other pairs are left free: they may be the same topic
+    beyond the k nearest, and chaining neighbours pulls a topic together without guessing its size.
+    """
+    with torch.no_grad():
+        unit = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        cosine = unit @ unit.T
+        near = torch.eye(len(x))
+        k = min(k, len(x) - 1)
+        if k > 0:
+            others = cosine - 3 * torch.eye(len(x))  # never one's own neighbour
+            near.scatter_(1, others.topk(k, dim=1).indices, 1.0)
+        near = torch.maximum(near, near.T)
+        weight = ((near > 0) | (cosine <= 0)).float()
+    similarity = u @ u.T / u.shape[1]
+    return (weight * (similarity - near) ** 2).sum() / weight.sum()
+
+
+class _Net(nn.Module):
+    """Fixed PCA projection -> trainable rotation (initialised from ITQ's), plus the residual MLP.
+
+    The rotation acts on the PCA outputs, which are of order one, so Adam's steps are small
+    relative to them; a trainable (features x bits) matrix would move every one of its tiny
+    weights by the learning rate at once, and the codes would jump away from ITQ's first step.
+    """
+
+    def __init__(self, pca: np.ndarray, rotation: np.ndarray, hidden: int, rng: np.random.Generator):
+        super().__init__()
+        dim, self.n_bits = pca.shape
+        self.register_buffer("pca", torch.from_numpy(pca.astype(np.float32)))
+        self.rotation = nn.Linear(self.n_bits, self.n_bits)
+        self.hidden = nn.Linear(dim, hidden)
+        self.out = nn.Linear(hidden, self.n_bits)
+        with torch.no_grad():  # numpy's seeded generator, not torch's global one
+            self.rotation.weight.copy_(torch.from_numpy(rotation.T.copy()))
+            self.hidden.weight.copy_(torch.from_numpy(rng.standard_normal((hidden, dim)) * math.sqrt(2 / dim)))
+            for tensor in (self.rotation.bias, self.hidden.bias, self.out.weight, self.out.bias):
+                tensor.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rotation(x @ self.pca) + self.out(torch.relu(self.hidden(x)))
+
+    def linear_map(self) -> np.ndarray:
+        """The linear branch as one (bits, features) matrix."""
+        return (self.pca.double() @ self.rotation.weight.detach().double().T).T.numpy()
+
+
+class _Data:
+    """Standardised features, keyframe views and class ids (-1 = none).
+
+    Views are kept unit-length (as ingest stores them) in float16, which halves their memory.
+    """
+
+    def __init__(self, X: np.ndarray, views: np.ndarray | None, labels: np.ndarray, mean: np.ndarray,
+                 scale: float):
+        self.mean, self.scale = torch.from_numpy(mean.astype(np.float32)), scale
+        self.x = torch.from_numpy(((X - mean) / scale).astype(np.float32))
+        self.n = len(X)
+        if views is not None:
+            norms = np.linalg.norm(views, axis=2, keepdims=True)
+            views = (views / np.where(norms > 0, norms, 1)).astype(np.float16)
+        self.views = None if views is None else torch.from_numpy(views)
+        self.present = None if views is None else (self.views != 0).any(dim=2)
+        known = labels >= 0
+        classes, ids = np.unique(labels[known], return_inverse=True)
+        self.n_classes = len(classes)
+        y = np.full(self.n, -1, np.int64)
+        y[known] = ids.ravel()
+        self.y = torch.from_numpy(y)
+        self.labelled, self.unlabelled = np.flatnonzero(known), np.flatnonzero(~known)
+
+    def view(self, idx: torch.Tensor, gen: torch.Generator, dropout: float, noise: float) -> torch.Tensor:
+        """An augmented view of each video: the mean of a random non-empty subset of its keyframes
+        (each kept with probability 1/2), or the video's feature when it has none; then dropout
+        and Gaussian noise (inputs have unit RMS, so `noise` is relative)."""
+        x = self.x[idx]
+        if self.views is not None:
+            slots, present = self.views[idx].float(), self.present[idx]
+            pick = (torch.rand(present.shape, generator=gen) < 0.5) & present
+            one = torch.where(present, torch.rand(present.shape, generator=gen), -1.0).argmax(dim=1)
+            pick[torch.arange(len(idx)), one] |= ~pick.any(dim=1)  # at least one keyframe
+            pick &= present
+            pooled = (slots * pick[..., None]).sum(dim=1)
+            pooled = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)  # as features.pool does
+            x = torch.where(pick.any(dim=1, keepdim=True), (pooled - self.mean) / self.scale, x)
+        keep = (torch.rand(x.shape, generator=gen) >= dropout).float() / (1 - dropout)
+        return x * keep + noise * torch.randn(x.shape, generator=gen)
+
+
+class _Batches:
+    """Batches of `size` items: a share of labelled items (their natural share, raised to
+    `min_share` when they are few), the rest unlabelled, each cycling through its own shuffles."""
+
+    def __init__(self, data: _Data, size: int, min_share: float, rng: np.random.Generator):
+        n_labelled = len(data.labelled)
+        share = max(round(size * n_labelled / data.n), min(n_labelled, math.ceil(size * min_share)))
+        self.n_labelled = size if not len(data.unlabelled) else min(share, size)
+        self.size = size
+        self.labelled = _Cycle(data.labelled, rng)
+        self.unlabelled = _Cycle(data.unlabelled, rng)
+
+    def next(self) -> torch.Tensor:
+        idx = np.concatenate([self.labelled.take(self.n_labelled), self.unlabelled.take(self.size - self.n_labelled)])
+        return torch.from_numpy(idx)
+
+
+class _Cycle:
+    def __init__(self, items: np.ndarray, rng: np.random.Generator):
+        self.items, self.rng = items, rng
+        self.order, self.position = items[:0], 0
+
+    def take(self, k: int) -> np.ndarray:
+        out = [self.items[:0]]
+        while k > 0:
+            if self.position == len(self.order):
+                self.order, self.position = self.rng.permutation(self.items), 0
+            chunk = self.order[self.position:self.position + k]
+            self.position += len(chunk)
+            k -= len(chunk)
+            out.append(chunk)
+        return np.concatenate(out)
+
+
+def _check_views(views: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    if views is None:
+        return None
+    views = np.asarray(views)
+    n, dim = shape
+    if views.ndim != 3 or views.shape[0] != n or views.shape[1] < 1 or views.shape[2] != dim:
+        raise ValueError(f"views must be ({n}, k, {dim}) keyframe features, got shape {views.shape}")
+    if views.dtype.kind != "f" or not np.isfinite(views).all():
+        raise ValueError("views must be finite floats")
+    return views
+
+
+def _check_labels(labels: np.ndarray | None, n: int) -> np.ndarray:
+    if labels is None:
+        return np.full(n, -1, np.int64)
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be ({n},) integers, got {labels.dtype} {labels.shape}")
+    if (labels < -1).any():
+        raise ValueError("labels must be class ids >= 0, or -1 for unlabelled")
+    return labels.astype(np.int64)
