@@ -5,6 +5,11 @@ A representation gives every evaluated video a vector compared by one metric: fl
 They are all built in `representations`, over the truth set's videos followed by the repost
 queries, and each is scored both for retrieval (mAP@k over the truth set alone) and for repost
 detection (reposts against the truth set): a new representation is one more entry there.
+
+Deep codes are fitted here on the database's ready videos (the `TrainingSet`), once without labels
+and once with the labels the database holds. mAP is therefore also given over the "unseen" truth
+videos, those whose labels no row was trained on: the fair comparison for anything that learned
+from labels (deep codes, the classifier).
 """
 from __future__ import annotations
 
@@ -34,6 +39,18 @@ class Representation:
 
 
 @dataclass(frozen=True)
+class TrainingSet:
+    """What deep codes are fitted on: features, keyframe views and labels (-1: none) of videos."""
+    features: np.ndarray
+    views: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def labelled(self) -> int:
+        return int((self.labels >= 0).sum())
+
+
+@dataclass(frozen=True)
 class RepostQueries:
     kinds: np.ndarray      # (m,) str, the edit each repost went through
     originals: np.ndarray  # (m,) int, the row of its original among the truth set's videos
@@ -48,10 +65,11 @@ def stored_codes(ids: np.ndarray) -> tuple[HashModel, np.ndarray] | None:
     return model, np.stack([np.frombuffer(bytes(codes[int(i)]), np.uint8) for i in ids])
 
 
-def representations(features: np.ndarray, stored: tuple[HashModel, np.ndarray] | None,
-                    n_truth: int) -> tuple[list[Representation], list[str]]:
+def representations(features: np.ndarray, stored: tuple[HashModel, np.ndarray] | None, n_truth: int,
+                    training: TrainingSet | None = None) -> tuple[list[Representation], list[str]]:
     """Every representation of the videos whose `features` are given (the first `n_truth` are
-    the truth set; hashers are fitted on those only), and notes on rows left out."""
+    the truth set; LSH and ITQ are fitted on those only, deep codes on `training`), and notes on
+    rows left out."""
     reps = [Representation(f"float features ({FEATURE_DIM}-d float32, cosine)", FEATURE_DIM * 4, "cosine",
                            features, 0.0)]
     notes = []
@@ -67,6 +85,8 @@ def representations(features: np.ndarray, stored: tuple[HashModel, np.ndarray] |
             codes = cls(n_bits=bits, random_state=0).fit(features[:n_truth]).encode(features)
             reps.append(Representation(f"{cls.__name__.removesuffix('Hasher')} {bits} bits, fitted here", bits // 8,
                                        "hamming", codes, time.perf_counter() - started))
+    if training is not None:
+        reps += deep_representations(features, training)
     loaded = published_model()
     if loaded:
         version, clf = loaded
@@ -80,13 +100,33 @@ def representations(features: np.ndarray, stored: tuple[HashModel, np.ndarray] |
     return reps, notes
 
 
-def map_rows(reps: list[Representation], labels: np.ndarray) -> list[dict]:
-    """mAP@k of each representation over the truth set (its first len(labels) rows)."""
+def deep_representations(features: np.ndarray, training: TrainingSet) -> list[Representation]:
+    from ml.deep_hashing import DeepHasher  # torch: only when deep rows are asked for
+
+    reps = []
+    for bits in BASELINE_BITS:
+        for labels, how in ((None, "no labels"), (training.labels, f"{training.labelled} labels")):
+            if labels is not None and not training.labelled:
+                continue
+            started = time.perf_counter()
+            hasher = DeepHasher(n_bits=bits, random_state=0).fit(training.features, views=training.views,
+                                                                 labels=labels)
+            reps.append(Representation(f"Deep {bits} bits, {how}, fitted here", bits // 8, "hamming",
+                                       hasher.encode(features), time.perf_counter() - started))
+    return reps
+
+
+def map_rows(reps: list[Representation], labels: np.ndarray, unseen: np.ndarray) -> list[dict]:
+    """mAP@k of each representation over the truth set (its first len(labels) rows), and over the
+    truth videos in `unseen` (a mask: those whose labels nothing was trained on)."""
     rows = []
     for rep in reps:
         started = time.perf_counter()
-        scores = RETRIEVAL[rep.metric](rep.vectors[:len(labels)], labels, ks=KS)
+        vectors = rep.vectors[:len(labels)]
+        scores = RETRIEVAL[rep.metric](vectors, labels, ks=KS)
+        unseen_scores = RETRIEVAL[rep.metric](vectors[unseen], labels[unseen], ks=KS) if unseen.sum() > 1 else {}
         rows.append({"representation": rep.name, "bytes_per_video": rep.bytes_per_video, **scores,
+                     **{f"unseen_{k}": v for k, v in unseen_scores.items()},
                      "seconds": round(rep.seconds + time.perf_counter() - started, 3)})
     return rows
 
@@ -113,10 +153,12 @@ def _width(rows: list[dict], title: str) -> int:
 
 def map_table(rows: list[dict]) -> list[str]:
     width = _width(rows, "representation")
-    header = f"{'representation':<{width}} {'bytes/video':>11} " + " ".join(f"{'mAP@' + str(k):>8}" for k in KS)
+    columns = [f"map@{k}" for k in KS] + [f"unseen_map@{k}" for k in KS]
+    titles = [f"mAP@{k}" for k in KS] + [f"unseen@{k}" for k in KS]
+    header = f"{'representation':<{width}} {'bytes/video':>11} " + " ".join(f"{t:>9}" for t in titles)
     lines = [header, "-" * len(header)]
     for row in rows:
-        scores = " ".join(f"{row[f'map@{k}']:>8.3f}" for k in KS)
+        scores = " ".join(f"{row[c]:>9.3f}" if c in row else f"{'-':>9}" for c in columns)
         lines.append(f"{row['representation']:<{width}} {row['bytes_per_video']:>11} {scores}")
     return lines
 

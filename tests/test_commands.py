@@ -127,6 +127,10 @@ def test_evaluate_reposts_and_the_classifier_row(tmp_path, settings, django_user
         assert all(1 <= rank <= 16 for rank in row["mean_rank"].values())
     assert "top-1 rate of reposts" in out and "no published classifier" in out
     assert not any(r["representation"].startswith("classifier") for r in report["rows"])
+    # Nothing is labelled yet: every truth video is unseen by training.
+    assert all(r["unseen_map@10"] == r["map@10"] for r in report["rows"])
+    assert report["storage"] == {"code": 8, "database_code_column": 8.0, "index_snapshot": None,
+                                 "float_features": 5120}
 
     owner = django_user_model.objects.create_user("olga")
     by_sha = dict(Video.objects.values_list("sha256", "pk"))
@@ -137,10 +141,15 @@ def test_evaluate_reposts_and_the_classifier_row(tmp_path, settings, django_user
     version = training.model_train(version_id=training.training_claim(trigger=ModelVersion.Trigger.MANUAL).pk)
     assert version.status == ModelVersion.Status.PUBLISHED, version.error
 
-    out = run("evaluate", "--truth", str(truth), "--reposts", "3", "--json", str(tmp_path / "report.json"))
+    out = run("evaluate", "--truth", str(truth), "--reposts", "3", "--deep", "--json", str(tmp_path / "report.json"))
 
     report = json.loads((tmp_path / "report.json").read_text())
     assert Video.objects.count() == 16 + 18  # nothing new: the same reposts, byte for byte
+    deep = {r["representation"]: r for r in report["rows"] if r["representation"].startswith("Deep")}
+    assert sorted(deep) == sorted(f"Deep {bits} bits, {how}, fitted here" for bits in (32, 64, 128)
+                                  for how in ("no labels", "16 labels"))
+    assert {r["bytes_per_video"] for r in deep.values()} == {4, 8, 16}
+    assert all("unseen_map@10" not in r for r in report["rows"])  # all 16 are labelled now
     classifier = [r for r in report["rows"] if r["representation"].startswith("classifier output")]
     assert len(classifier) == 1 and classifier[0]["bytes_per_video"] == 8 * 4  # eight topics, float32
     assert 0 <= classifier[0]["map@10"] <= 1
@@ -151,6 +160,11 @@ def test_evaluate_reposts_and_the_classifier_row(tmp_path, settings, django_user
 def test_evaluate_refuses_a_negative_repost_count(truth_csv):
     with pytest.raises(CommandError, match="--reposts"):
         run("evaluate", "--truth", str(truth_csv), "--reposts", "-1")
+
+
+def test_evaluate_needs_other_videos_to_fit_deep_codes_without_the_truth_set(truth_csv):
+    with pytest.raises(CommandError, match="no other videos to fit deep codes on"):
+        run("evaluate", "--truth", str(truth_csv), "--deep-without-truth")
 
 
 def test_rebuild_index_indexes_every_ready_video(tmp_path):

@@ -175,14 +175,21 @@ def _fit(model: HashModel, X: np.ndarray, ids: np.ndarray, labelled_ids: np.ndar
         return ITQHasher(n_bits=model.n_bits, random_state=0).fit(X)
     from ml.deep_hashing import DeepHasher
 
-    views, found = keyframe_store().get_found(ids)
-    views = views.reshape(len(ids), -1, X.shape[1])
-    views[~found] = 0  # videos from before keyframe features were kept: no extra views
-    labels = np.full(len(ids), -1, np.int64)
-    position = np.searchsorted(ids, labelled_ids)
-    inside = (position < len(ids)) & (ids[np.minimum(position, len(ids) - 1)] == labelled_ids)
-    labels[position[inside]] = label_ids[inside]
+    views, labels = views_and_labels(ids, labelled_ids, label_ids)
     return DeepHasher(n_bits=model.n_bits, random_state=0).fit(X, views=views, labels=labels, progress=progress)
+
+
+def views_and_labels(ids: np.ndarray, labelled_ids: np.ndarray,
+                     label_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted video `ids`: keyframe views (n, slots, dim) and labels (n,), -1 where unlabelled.
+    Videos from before keyframe features were kept have all-zero views (none)."""
+    from ml.features import FEATURE_DIM
+
+    views, _ = keyframe_store().get_found(ids)  # rows without a vector are zeros
+    labels = np.full(len(ids), -1, np.int64)
+    inside = np.isin(labelled_ids, ids)
+    labels[np.searchsorted(ids, labelled_ids[inside])] = label_ids[inside]
+    return views.reshape(len(ids), -1, FEATURE_DIM), labels
 
 
 def _encode_missing(model: HashModel, hasher, store: FeatureStore, progress=None) -> None:

@@ -5,20 +5,24 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Avg
+from django.db.models.functions import Length
 from tqdm import tqdm
 
 from labeling import storage
 from labeling.evaluation_report import (
-    RepostQueries, map_rows, map_table, repost_rows, repost_table, representations, stored_codes,
+    RepostQueries, TrainingSet, map_rows, map_table, repost_rows, repost_table, representations, stored_codes,
 )
 from labeling.management.progress import wait_for_batch
-from labeling.models import Video
-from labeling.services.hash_training import hash_model_refit, refit_due
+from labeling.models import HashModel, Video, VideoCode
+from labeling.services.hash_training import hash_model_refit, refit_due, views_and_labels
 from labeling.services.hashing import feature_store
 from labeling.services.ingest import ingest_batch_create, video_ingest_path
 from labeling.services.mining import mining_params
 from labeling.services.processing import video_process
+from labeling.services.training import labelled_videos
 from ml.demo import read_truth
+from ml.features import FEATURE_DIM
 from ml.evaluation import cluster_purity, nmi
 from ml.index import HammingIndex
 from ml.reposts import make_reposts, spread_over_labels
@@ -36,8 +40,15 @@ class Command(BaseCommand):
         parser.add_argument("--reposts", type=int, default=0, metavar="N",
                             help="make repost variants of N originals spread over the labels (written under "
                                  "DATA_DIR/reposts and ingested) and measure how often each finds its original first")
+        parser.add_argument("--deep", action="store_true",
+                            help="also fit deep codes (32/64/128 bits) on the database's ready videos, without "
+                                 "and with its labels")
+        parser.add_argument("--deep-without-truth", action="store_true",
+                            help="fit the deep codes without the truth set's videos, which are then only encoded "
+                                 "(a held-out test: the database must hold other videos)")
 
-    def handle(self, *args, truth, json_path: Path | None, wait, reposts: int, **options):
+    def handle(self, *args, truth, json_path: Path | None, wait, reposts: int, deep: bool, deep_without_truth: bool,
+               **options):
         if reposts < 0:
             raise CommandError("--reposts must be 0 or more")
         try:
@@ -58,7 +69,8 @@ class Command(BaseCommand):
         position = {row: i for i, row in enumerate(ready)}
         queries = [(position[row], kind, video.pk) for (row, kind, _), video in zip(variants, videos[len(rows):])
                    if row in position and video.status == Video.Status.READY]
-        report = self._measure(ids, labels, queries if reposts else None)
+        report = self._measure(ids, labels, queries if reposts else None, deep=deep or deep_without_truth,
+                               held_out=deep_without_truth)
         report.update(truth=str(truth), videos=len(ids), skipped=len(rows) - len(ids), topics=len(set(labels)))
         if reposts:
             report["reposts"].update(originals=len({row for row, _, _ in variants}), made=len(variants),
@@ -99,19 +111,28 @@ class Command(BaseCommand):
             known = {v.sha256: v for v in Video.objects.filter(sha256__in=list(known))}
         return [known[sha] for sha in shas]
 
-    def _measure(self, ids: np.ndarray, labels: np.ndarray, queries: list[tuple[int, str, int]] | None) -> dict:
+    def _measure(self, ids: np.ndarray, labels: np.ndarray, queries: list[tuple[int, str, int]] | None, *,
+                 deep: bool, held_out: bool) -> dict:
         """mAP over the truth set `ids`, and unless `queries` is None the repost table of those
-        reposts: (row of the original in ids, kind, video id)."""
-        every_id = np.concatenate([ids, np.array([video for _, _, video in queries or []], dtype=ids.dtype)])
+        reposts: (row of the original in ids, kind, video id). `deep`: fit deep codes here too,
+        on the database's other videos only if `held_out`."""
+        repost_ids = np.array([video for _, _, video in queries or []], dtype=ids.dtype)
+        every_id = np.concatenate([ids, repost_ids])
         stored = stored_codes(every_id)
-        reps, notes = representations(feature_store().get(every_id), stored, len(ids))
+        training = training_set(exclude=np.concatenate([repost_ids, ids]) if held_out else repost_ids) if deep else None
+        reps, notes = representations(feature_store().get(every_id), stored, len(ids), training)
+        labelled_ids, _ = labelled_videos()
         ready = Video.objects.filter(status=Video.Status.READY).count()
         index = HammingIndex(stored[0].n_bits if stored else settings.CLIPMINE_HASH_BITS,
                              exact_threshold=settings.CLIPMINE_INDEX_EXACT_THRESHOLD)
         report = {
             "index": {"kind": index.kind_for(ready), "videos_indexed": ready,
                       "exact_threshold": settings.CLIPMINE_INDEX_EXACT_THRESHOLD},
-            "rows": map_rows(reps, labels),
+            "rows": map_rows(reps, labels, unseen=~np.isin(ids, labelled_ids)),
+            "labelled_in_database": len(labelled_ids),
+            "storage": storage_per_video(stored[0]) if stored else None,
+            "deep_fitted_on": {"videos": len(training.features), "labelled": training.labelled,
+                               "truth_set_included": not held_out} if training else None,
             "notes": notes,
             "clusters": self._topics(stored[1][:len(ids)], ids, labels) if stored else None,
         }
@@ -147,8 +168,15 @@ class Command(BaseCommand):
             f"index: {report['index']['kind']} search over {report['index']['videos_indexed']} videos\n"
         )
         self.stdout.write("\n".join(map_table(report["rows"])))
+        fitted = report["deep_fitted_on"]
+        if fitted:
+            self.stdout.write(f"(deep codes fitted here on {fitted['videos']} videos, {fitted['labelled']} labelled; "
+                              f"the truth set's videos {'among them' if fitted['truth_set_included'] else 'left out'})")
         for note in report["notes"]:
             self.stdout.write(f"({note})")
+        if report["storage"]:
+            self.stdout.write("\nbytes per video: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                                              for k, v in report["storage"].items()))
         topics = report["clusters"]
         if topics:
             self.stdout.write(
@@ -161,3 +189,25 @@ class Command(BaseCommand):
                 f"({reposts['skipped']} not usable), each searching the {report['videos']} videos above; "
                 f"a hit = its original strictly nearest (ties count as misses)\n")
             self.stdout.write("\n".join(repost_table(reposts["rows"])))
+
+
+def training_set(*, exclude: np.ndarray) -> TrainingSet:
+    """The database's ready videos but `exclude` (this run's reposts), with their keyframe views and
+    current labels: what a worker's deep fit would see."""
+    ids = np.array(sorted(set(Video.objects.filter(status=Video.Status.READY).values_list("pk", flat=True))
+                          - set(exclude.tolist())), dtype=np.int64)
+    if len(ids) < 2:
+        raise CommandError("the database holds no other videos to fit deep codes on")
+    return TrainingSet(feature_store().get(ids), *views_and_labels(ids, *labelled_videos()))
+
+
+def storage_per_video(model: HashModel) -> dict:
+    """What one video costs with the active model: its code in the database and in the newest index
+    snapshot on disk (faiss adds its own structures), beside the float feature vector."""
+    codes = VideoCode.objects.filter(hash_model=model)
+    database = codes.aggregate(mean=Avg(Length("code")))["mean"]
+    snapshot = model.snapshots.first()
+    index = storage.index_dir() / snapshot.path if snapshot else None
+    return {"code": model.n_bits // 8, "database_code_column": round(float(database or 0), 1),
+            "index_snapshot": round(index.stat().st_size / snapshot.size, 1) if index and snapshot.size else None,
+            "float_features": FEATURE_DIM * 4}
