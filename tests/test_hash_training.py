@@ -8,7 +8,7 @@ from labeling.selectors.similar import similar_videos
 from labeling.services import hash_training
 from labeling.services.hash_training import (fit_sample, hash_model_claim, hash_model_fit, refit_if_enough_labels,
                                              scheduled_refit_due)
-from labeling.services.hashing import feature_store, hash_model_ensure_active, video_code_write
+from labeling.services.hashing import feature_store, hash_model_ensure_active, hasher_for, video_code_write
 from labeling.services.taxonomy import label_create
 from ml.features import FEATURE_DIM
 from tests.factories import VideoFactory
@@ -107,3 +107,17 @@ def test_enough_new_labels_start_a_deep_fit_only(corpus, settings, django_captur
     HashModel.objects.filter(pk=claim.pk).delete()
     HashModel.objects.filter(pk=active.pk).update(label_mark=Annotation.objects.order_by("id").last().pk)
     assert not scheduled_refit_due()  # nothing new since that fit
+
+
+def test_a_redelivered_fit_drops_the_codes_of_the_attempt_that_died(corpus):
+    claim = hash_model_claim(method="itq", n_bits=32)
+    # The first attempt died after encoding part of the corpus with a model of its own.
+    VideoCode.objects.bulk_create(VideoCode(video=v, hash_model=claim, code=b"\xff" * 4) for v in corpus[:5])
+
+    model = hash_model_fit(model=claim)
+
+    codes = dict(VideoCode.objects.filter(hash_model=model).values_list("video_id", "code"))
+    ids = np.array([v.pk for v in corpus])
+    expected = hasher_for(model).encode(feature_store().get(ids))
+    assert [bytes(codes[int(i)]) for i in ids] == [row.tobytes() for row in expected]
+    assert hash_model_fit(model=model) == model and model.status == "active"  # done: left alone

@@ -128,9 +128,15 @@ def hash_model_refit(*, method: str | None = None, n_bits: int | None = None) ->
 
 def hash_model_fit(*, model: HashModel) -> HashModel:
     """Fit the claimed model on the ready videos, encode them all, index them, make it active.
-    Safe to run again for the same claim (a redelivered task): codes are written once."""
+    Safe to run again for the same claim (a redelivered task): a model no longer fitting is left
+    alone, and a fit that died half way starts over, dropping the codes its first attempt wrote
+    (labels may have changed since, and with them the model)."""
+    model.refresh_from_db()
+    if model.status != HashModel.Status.FITTING:
+        return model
     progress = _Progress(model)
     try:
+        VideoCode.objects.filter(hash_model=model).delete()
         store = feature_store()
         ready = np.array(sorted(Video.objects.filter(status=Video.Status.READY).values_list("pk", flat=True)))
         progress("loading features", 0.0)
