@@ -66,3 +66,13 @@ def as_role(client, django_user_model):
         return person
 
     return login
+
+
+@pytest.fixture
+def worker():
+    """A real Celery worker process (one child) on the test database and broker."""
+    from tests.worker import Worker
+
+    w = Worker(concurrency=1)
+    yield w
+    w.stop()

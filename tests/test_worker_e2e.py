@@ -3,16 +3,9 @@ import pytest
 
 from labeling.models import MiningRun, Video
 from tests.videos import write_clip
-from tests.worker import Worker, wait_until
+from tests.worker import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-@pytest.fixture
-def worker():
-    w = Worker(concurrency=1)
-    yield w
-    w.stop()
 
 
 def _post(api, path):

@@ -12,17 +12,13 @@ from labeling.services.hashing import feature_store
 from ml.features import FEATURE_DIM
 from tests.browser.conftest import with_cover
 from tests.factories import VideoFactory
-from tests.worker import Worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-@pytest.fixture
-def worker(settings):
+@pytest.fixture(autouse=True)
+def no_automatic_retraining(settings):
     settings.CLIPMINE_RETRAIN_EVERY_LABELS = 10_000  # only the button starts a training here
-    w = Worker(concurrency=1)
-    yield w
-    w.stop()
 
 
 def corpus(cat, dog):

@@ -12,16 +12,8 @@ from labeling.services.hashing import feature_store, keyframe_store
 from labeling.services.taxonomy import label_create
 from ml.features import FEATURE_DIM, KEYFRAME_SLOTS
 from tests.factories import VideoFactory
-from tests.worker import Worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-@pytest.fixture
-def worker():
-    w = Worker(concurrency=1)
-    yield w
-    w.stop()
 
 
 def test_owner_fits_new_codes_on_a_worker(page, sign_in, worker):

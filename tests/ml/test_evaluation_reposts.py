@@ -1,5 +1,4 @@
 """Repost detection: the top-1 metric on hand-made cases, and the repost variants as real files."""
-import math
 
 import cv2
 import numpy as np
