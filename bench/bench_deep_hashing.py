@@ -3,9 +3,12 @@
     python bench/bench_deep_hashing.py --json bench/results/deep_hashing.json
 
 --data is an .npz of the demo corpus's features (keys `features` (n, d), `views` (n, k, d)
-float16 keyframe slots, `labels` (n,) str); if it does not exist, the demo corpus
-(--clips-per-topic per topic) is built, decoded and run through the CNN first, keeping each
-clip's keyframe slots as ingest does, and saved there.
+float16 keyframe slots, `labels` (n,) str) and of edited copies of some of its clips
+(`repost_features` (m, d), `repost_views`, `repost_original` (m,) row of the original,
+`repost_kind` (m,) str); if it does not exist, the demo corpus (--clips-per-topic per topic) is
+built, the ml.reposts variants of --reposted-per-topic clips per topic are written, everything is
+decoded and run through the CNN, keeping each clip's keyframe slots as ingest does, and saved there
+(about 10 minutes on 2 cores).
 
 Retrieval is leave-one-out mAP@10/@100 (ml.evaluation) with the demo topics as truth; every
 learned figure is the mean over --seeds (the hasher's random_state and the label draw).
@@ -16,6 +19,11 @@ learned figure is the mean over --seeds (the hasher's random_state and the label
 - unlabelled topics: --unseen random topics get no labels; --labels labels drawn from the other
   topics; queries are the unlabelled topics' videos, searched among all videos whose labels were
   not used (seen-topic videos count as distractors, never as relevant).
+- reposts: each edited copy (re-encoded, cropped, mirrored, brightened, watermarked, trimmed)
+  queries the corpus and must find its original strictly first (ml.evaluation.repost_top1, ties
+  are misses). Hashers are fitted on the corpus (deep: with views; "labels": a stratified draw of
+  --labels videos labelled), and again on the corpus plus the reposts, unlabelled, as the app's
+  worker fits on every video in its database.
 - 10k: --big synthetic videos made from the real ones (see `synthesise`), fitted with keyframe
   views and 10% labels; wall time of fit per code length. Then the 64-bit model is saved and
   loaded, and encoding one video at a time (and all of them at once) is timed.
@@ -41,30 +49,47 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from ml.deep_hashing import DeepHasher  # noqa: E402
-from ml.evaluation import retrieval_map_cosine, retrieval_map_hamming  # noqa: E402
+from ml.evaluation import repost_top1, retrieval_map_cosine, retrieval_map_hamming  # noqa: E402
 from ml.hashing import ITQHasher, LSHHasher, load_hasher, save  # noqa: E402
 
 METHODS = ("float", "lsh", "itq", "deep, no labels, no views", "deep, no labels", "deep, labels")
+REPOST_METHODS = ("float", "lsh", "itq", "deep, no labels", "deep, labels",
+                  "lsh, fitted with reposts", "itq, fitted with reposts", "deep, fitted with reposts")
 
 
-def demo_views(path: Path, clips_per_topic: int) -> None:
-    """Build the demo corpus and save its real features and keyframe slots with the topics."""
+def demo_views(path: Path, clips_per_topic: int, reposted_per_topic: int) -> None:
+    """Build the demo corpus, and the repost variants (ml.reposts) of the first
+    `reposted_per_topic` clips of each topic; save the real features and keyframe slots of both,
+    with the topics and, per repost, its original's row and its kind."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from ml.demo import build_demo_corpus, read_truth
     from ml.features import FeatureExtractor
     from ml.frames import decode_video
+    from ml.reposts import make_reposts
 
     torch.set_num_threads(1)  # on 2 busy cores, spinning torch threads make the CNN ~30x slower
     with tempfile.TemporaryDirectory() as tmp:
-        rows = read_truth(build_demo_corpus(Path(tmp), clips_per_topic=clips_per_topic))
+        rows = read_truth(build_demo_corpus(Path(tmp) / "demo", clips_per_topic=clips_per_topic))
+        topics = np.array([label for _, label in rows])
+        originals = [int(i) for t in np.unique(topics) for i in np.flatnonzero(topics == t)[:reposted_per_topic]]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            made = list(tqdm(pool.map(lambda i: make_reposts(rows[i][0], Path(tmp) / "reposts"), originals),
+                             total=len(originals), desc="reposts", unit="clip"))
+        reposts = [(i, kind, file) for i, variants in zip(originals, made) for kind, file in variants.items()]
         extractor = FeatureExtractor()
+        paths = [video for video, _ in rows] + [file for _, _, file in reposts]
         pairs = [extractor.video_features(decode_video(video).frames)
-                 for video, _ in tqdm(rows, desc="demo features", unit="clip")]
+                 for video in tqdm(paths, desc="features", unit="clip")]
     features = np.stack([feature for feature, _ in pairs])
-    views = np.stack([slots for _, slots in pairs]).reshape(len(rows), -1, features.shape[1])
+    views = np.stack([slots for _, slots in pairs]).reshape(len(paths), -1, features.shape[1])
+    n = len(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, features=features, views=views, labels=np.array([label for _, label in rows]))
+    np.savez(path, features=features[:n], views=views[:n], labels=topics,
+             repost_features=features[n:], repost_views=views[n:],
+             repost_original=np.array([i for i, _, _ in reposts]), repost_kind=np.array([k for _, k, _ in reposts]))
 
 
 def synthesise(features: np.ndarray, views: np.ndarray, topics: np.ndarray, n: int,
@@ -131,6 +156,43 @@ def retrieval(X: np.ndarray, V: np.ndarray, topics: np.ndarray, args: argparse.N
     return out
 
 
+def reposts(X: np.ndarray, V: np.ndarray, topics: np.ndarray, data: dict, args: argparse.Namespace) -> dict:
+    """{bits: {method: {kind or "all": mean top-1 over seeds}}}, float under every bits."""
+    R, RV = data["repost_features"].astype(np.float64), data["repost_views"]
+    originals, kinds = data["repost_original"], data["repost_kind"]
+    ids = np.unique(topics, return_inverse=True)[1].ravel()
+    XR, VR = np.concatenate([X, R]), np.concatenate([V, RV])
+    groups = {"all": np.ones(len(R), bool), **{k: kinds == k for k in sorted(set(kinds))}}
+
+    def top1(queries: np.ndarray, database: np.ndarray, metric: str) -> dict:
+        return {g: repost_top1(queries[rows], database, originals[rows], metric)["top1"] for g, rows in groups.items()}
+
+    floats = top1(R, X, "cosine")
+    out = {b: {m: [] for m in REPOST_METHODS} for b in args.bits}
+    for seed in range(args.seeds):
+        labelled, _ = train_test_split(np.arange(len(X)), train_size=args.labels, stratify=ids, random_state=seed)
+        labels = np.full(len(X), -1)
+        labels[labelled] = ids[labelled]
+        for b in args.bits:
+            t0 = time.perf_counter()
+            hashers = {
+                "lsh": LSHHasher(n_bits=b, random_state=seed).fit(X),
+                "itq": ITQHasher(n_bits=b, random_state=seed).fit(X),
+                "deep, no labels": DeepHasher(n_bits=b, random_state=seed).fit(X, views=V),
+                "deep, labels": DeepHasher(n_bits=b, random_state=seed).fit(X, views=V, labels=labels),
+                "lsh, fitted with reposts": LSHHasher(n_bits=b, random_state=seed).fit(XR),
+                "itq, fitted with reposts": ITQHasher(n_bits=b, random_state=seed).fit(XR),
+                "deep, fitted with reposts": DeepHasher(n_bits=b, random_state=seed).fit(XR, views=VR),
+            }
+            out[b]["float"].append(floats)
+            for method, hasher in hashers.items():
+                out[b][method].append(top1(hasher.encode(R), hasher.encode(X), "hamming"))
+            print(f"reposts, seed {seed}, {b} bits: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return {str(b): {m: {g: round(float(np.mean([run[g] for run in runs])), 4) for g in groups}
+                     for m, runs in per_bits.items()}
+            for b, per_bits in out.items()}
+
+
 def speed(X: np.ndarray, V: np.ndarray, topics: np.ndarray, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     Xb, Vb, tb = synthesise(X, V, topics, args.big, rng)
@@ -168,19 +230,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--labels", type=int, default=100, help="labelled videos in the labelled settings")
     parser.add_argument("--unseen", type=int, default=2, help="topics without labels")
+    parser.add_argument("--reposted-per-topic", type=int, default=5, help="clips per topic with edited copies")
     parser.add_argument("--big", type=int, default=10_000, help="synthetic videos for the timing")
     parser.add_argument("--big-bits", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.data.exists():
-        demo_views(args.data, args.clips_per_topic)
-    with np.load(args.data, allow_pickle=False) as data:
-        X, V, topics = data["features"].astype(np.float64), data["views"], data["labels"]
+        demo_views(args.data, args.clips_per_topic, args.reposted_per_topic)
+    with np.load(args.data, allow_pickle=False) as npz:
+        data = dict(npz)
+    X, V, topics = data["features"].astype(np.float64), data["views"], data["labels"]
 
     started = time.perf_counter()
     torch.set_num_threads(1)  # DeepHasher caps its own threads; LSH, ITQ and the metrics need BLAS capped
     with threadpool_limits(limits=1, user_api="blas"):
         maps = retrieval(X, V, topics, args)
+        repost_table = reposts(X, V, topics, data, args)
         timing = speed(X, V, topics, args)
     report = {
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"},
@@ -192,6 +257,7 @@ def main() -> None:
                                          for m, v in per_bits.items() if v}
                                 for b, per_bits in rows.items()}
                       for setting, rows in maps.items()},
+        "reposts": repost_table,
         "speed": timing,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -203,6 +269,18 @@ def main() -> None:
             if method in rows[str(args.bits[0])]:
                 cells = (rows[str(b)][method] for b in args.bits)
                 print(f"| {method} | " + " | ".join(f"{c['map@10']:.3f} / {c['map@100']:.3f}" for c in cells) + " |")
+    print("\nreposts: top-1 (original strictly first), all kinds\n")
+    print("| method | " + " | ".join(f"{b} bits" for b in args.bits) + " |")
+    print("|---|" + "---:|" * len(args.bits))
+    for method in REPOST_METHODS:
+        print(f"| {method} | " + " | ".join(f"{repost_table[str(b)][method]['all']:.3f}" for b in args.bits) + " |")
+    kinds = [k for k in repost_table[str(args.bits[0])]["float"] if k != "all"]
+    for b in args.bits:
+        print(f"\nreposts, {b} bits, by kind\n")
+        print("| method | " + " | ".join(kinds) + " |")
+        print("|---|" + "---:|" * len(kinds))
+        for method in REPOST_METHODS:
+            print(f"| {method} | " + " | ".join(f"{repost_table[str(b)][method][k]:.3f}" for k in kinds) + " |")
     print(f"\n{json.dumps(timing)}\n{report['seconds']} s in all")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

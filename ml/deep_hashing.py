@@ -2,17 +2,31 @@
 
 The network sits on top of the CNN features: PCA then a trainable rotation initialised from ITQ's,
 plus a residual MLP branch (features -> hidden -> bits) whose last layer starts at zero, so
-training starts exactly at the PCA+ITQ codes. Its tanh outputs are the relaxed codes, trained on:
+training starts exactly at the PCA+ITQ codes. Its tanh outputs are the relaxed codes.
+
+Codes serve two searches at once: topic retrieval (videos of a topic near each other) and repost
+detection (an edited copy of a video must find that video strictly first, even among many videos
+of its topic). So a topic must not collapse onto one code: neighbours are pulled near, but not
+onto each other, and a ranking term keeps every video nearest to its own copies. Trained on:
 
 - every video (unsupervised): code inner products follow the feature-space neighbourhoods of the
-  batch (k nearest neighbours -> same code, dissimilar pairs -> orthogonal codes), quantisation
-  (outputs near +-1), balanced bits (batch mean near 0), decorrelated bits, and consistency:
-  augmented views of a video (pools of random subsets of its keyframes, with feature dropout and
-  noise) get the video's code;
-- labelled videos (supervised): same label -> same code, different labels -> orthogonal codes,
-  and a linear classifier on the relaxed codes. Labelled videos are oversampled into batches when
-  few, and these terms are weighted by the batch's labelled share, so zero labels is simply the
+  batch (k nearest neighbours -> similarity `neighbour_target` < 1, i.e. near but distinct codes;
+  dissimilar pairs -> orthogonal codes), quantisation (outputs near +-1), balanced bits (batch
+  mean near 0), decorrelated bits, and two terms on augmented views (pools of random subsets of a
+  video's keyframes, with feature dropout and noise), which stand in for edited copies:
+  consistency (a view gets its video's code) and instance ranking (a view's code is nearer its
+  own video's code than any other video's of the batch, by `margin`; a video that is as near in
+  feature space as the view itself is left alone, since it may be a copy);
+- labelled videos (supervised): same label -> similarity `label_target` (< 1, so a label does
+  not become one code either), different labels -> orthogonal codes, label ranking (a video's
+  least similar same-label video nearer than any different-label one, by `label_margin`), and a
+  linear classifier on the relaxed codes. Labelled videos are oversampled into batches when few,
+  and these terms are weighted by the batch's labelled share, so zero labels is simply the
   unsupervised model and many labels lean on them more.
+
+The old objective (neighbours and same-label pairs -> identical codes) retrieved topics a little
+better but collapsed each topic onto a few codes, so an edited copy tied with dozens of videos;
+bench/README.md has the figures for both searches.
 
 Codes are `np.packbits` rows like the other hashers'. Encoding is numpy only; saving and loading
 go through `ml.hashing.save` / `load_hasher` (plain arrays, never unpickled).
@@ -42,10 +56,11 @@ class DeepHasher(_Hasher):
 
     def __init__(self, n_bits: int = 64, epochs: int = 30, random_state: int | None = 0, *,
                  hidden: int = 512, batch_size: int = 256, min_steps: int = 200, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, n_neighbours: int = 5, quantisation: float = 0.1,
-                 balance: float = 0.1, decorrelation: float = 0.1, consistency: float = 1.0,
-                 supervised: float = 1.0, min_labelled_share: float = 0.25, view_dropout: float = 0.1,
-                 view_noise: float = 0.3):
+                 weight_decay: float = 1e-4, n_neighbours: int = 5, neighbour_target: float = 0.7,
+                 quantisation: float = 0.1, balance: float = 0.1, decorrelation: float = 0.1,
+                 consistency: float = 1.0, instance: float = 0.3, margin: float = 0.05,
+                 supervised: float = 0.3, label_target: float = 0.7, label_margin: float = 0.1,
+                 min_labelled_share: float = 0.25, view_dropout: float = 0.1, view_noise: float = 0.3):
         self.n_bits = n_bits
         self.epochs = epochs
         self.random_state = random_state
@@ -55,11 +70,16 @@ class DeepHasher(_Hasher):
         self.lr = lr
         self.weight_decay = weight_decay
         self.n_neighbours = n_neighbours
+        self.neighbour_target = neighbour_target
         self.quantisation = quantisation
         self.balance = balance
         self.decorrelation = decorrelation
         self.consistency = consistency
+        self.instance = instance
+        self.margin = margin
         self.supervised = supervised
+        self.label_target = label_target
+        self.label_margin = label_margin
         self.min_labelled_share = min_labelled_share
         self.view_dropout = view_dropout
         self.view_noise = view_noise
@@ -135,23 +155,34 @@ class DeepHasher(_Hasher):
         x = data.x[idx]
         u = torch.tanh(net(x))
         n_bits = u.shape[1]
-        loss = _neighbour_loss(u, x, self.n_neighbours)
+        unit = nn.functional.normalize(x, dim=1)
+        cosine = unit @ unit.T  # of the (centred) inputs, no gradient
+        loss = _neighbour_loss(u, cosine, self.n_neighbours, self.neighbour_target)
         loss = loss + self.quantisation * ((u.abs() - 1) ** 2).mean()
         loss = loss + self.balance * (u.mean(dim=0) ** 2).mean()
         cov = u.T @ u / len(u)
         loss = loss + self.decorrelation * (cov - torch.diag(torch.diagonal(cov))).pow(2).sum() / n_bits**2
-        if self.consistency:
+        if self.consistency or self.instance:
             for _ in range(2):
-                view = torch.tanh(net(data.view(idx, gen, self.view_dropout, self.view_noise)))
+                x_view = data.view(idx, gen, self.view_dropout, self.view_noise)
+                view = torch.tanh(net(x_view))
                 loss = loss + self.consistency / 2 * ((view - u) ** 2).mean()
+                if self.instance:
+                    # The view's own video in feature space: as near as this, another video counts
+                    # as a copy (a repost already in the database), not as one to push away.
+                    own = (nn.functional.normalize(x_view, dim=1) * unit).sum(dim=1)
+                    copies = (cosine >= own[:, None]) | (idx[:, None] == idx[None, :])
+                    loss = loss + self.instance / 2 * _ranking_loss(view, u, copies, self.margin)
         y = data.y[idx]
         known = y >= 0
         if self.supervised and int(known.sum()) > 1:
             uk, yk = u[known], y[known]
             same = (yk[:, None] == yk[None, :]).float()
-            supervised = ((uk @ uk.T / n_bits - same) ** 2).mean()
+            target = torch.maximum(self.label_target * same, torch.eye(len(uk)))
+            supervised = ((uk @ uk.T / n_bits - target) ** 2).mean()
             if data.n_classes > 1:
                 supervised = supervised + nn.functional.cross_entropy(head(uk), yk)
+                supervised = supervised + _label_ranking_loss(uk, same > 0, self.label_margin)
             loss = loss + self.supervised * float(known.float().mean()) * supervised
         return loss
 
@@ -168,24 +199,50 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _neighbour_loss(u: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+def _neighbour_loss(u: torch.Tensor, cosine: torch.Tensor, k: int, target: float) -> torch.Tensor:
     """Squared error between code inner products (in [-1, 1]) and a target from the batch's
-    features: 1 for each item's k nearest neighbours (cosine, either direction), 0 (orthogonal
-    codes) for pairs of negative cosine. Other pairs are left free: they may be the same topic
-    beyond the k nearest, and chaining neighbours pulls a topic together without guessing its size.
+    feature cosines: `target` for each item's k nearest neighbours (either direction), 1 for an
+    item with itself, 0 (orthogonal codes) for pairs of negative cosine. Other pairs are left
+    free: they may be the same topic beyond the k nearest, and chaining neighbours pulls a topic
+    together without guessing its size. A target below 1 keeps neighbours near but distinct, so
+    a topic's videos keep codes of their own.
     """
     with torch.no_grad():
-        unit = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        cosine = unit @ unit.T
-        near = torch.eye(len(x))
-        k = min(k, len(x) - 1)
+        n = len(cosine)
+        eye = torch.eye(n)
+        near = torch.zeros(n, n)
+        k = min(k, n - 1)
         if k > 0:
-            others = cosine - 3 * torch.eye(len(x))  # never one's own neighbour
-            near.scatter_(1, others.topk(k, dim=1).indices, 1.0)
-        near = torch.maximum(near, near.T)
-        weight = ((near > 0) | (cosine <= 0)).float()
+            near.scatter_(1, (cosine - 3 * eye).topk(k, dim=1).indices, 1.0)  # never one's own neighbour
+        near = torch.maximum(near, near.T) * (1 - eye)
+        goal = torch.maximum(target * near, eye)
+        weight = ((near > 0) | (eye > 0) | (cosine <= 0)).float()
     similarity = u @ u.T / u.shape[1]
-    return (weight * (similarity - near) ** 2).sum() / weight.sum()
+    return (weight * (similarity - goal) ** 2).sum() / weight.sum()
+
+
+def _ranking_loss(queries: torch.Tensor, codes: torch.Tensor, copies: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on instance ranking: query i (a view of video i) must be nearer (cosine of relaxed
+    codes) to codes[i] than to every other codes[j] by `margin`, except where copies[i, j].
+    Summed over j, so it bounds how many videos would tie with or beat i's own; zero once every
+    video is ranked first by the margin, so same-topic videos are pushed apart no further."""
+    sim = nn.functional.normalize(queries, dim=1) @ nn.functional.normalize(codes, dim=1).T
+    violation = torch.relu(sim - torch.diagonal(sim)[:, None] + margin).masked_fill(copies, 0.0)
+    return violation.sum(dim=1).mean()
+
+
+def _label_ranking_loss(codes: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on label ranking among labelled videos: each one's least similar same-label video
+    must be nearer (cosine of relaxed codes) than every different-label one, by `margin`. It
+    orders labels without making a label's videos one code. Summed over the different-label
+    videos, averaged over the videos that have a same-label video in the batch."""
+    unit = nn.functional.normalize(codes, dim=1)
+    sim = unit @ unit.T
+    positive = same & ~torch.eye(len(codes), dtype=torch.bool)
+    weakest = sim.masked_fill(~positive, 2.0).min(dim=1, keepdim=True).values
+    violation = torch.relu(sim - weakest + margin).masked_fill(same, 0.0)
+    has_positive = positive.any(dim=1)
+    return violation[has_positive].sum(dim=1).sum() / len(codes)
 
 
 class _Net(nn.Module):
