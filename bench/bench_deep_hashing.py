@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--big-bits", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    if not args.data.exists():
+    if not args.data.exists() or "repost_features" not in np.load(args.data):  # older files had no copies
         demo_views(args.data, args.clips_per_topic, args.reposted_per_topic)
     with np.load(args.data, allow_pickle=False) as npz:
         data = dict(npz)

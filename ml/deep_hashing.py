@@ -235,7 +235,8 @@ def _label_ranking_loss(codes: torch.Tensor, same: torch.Tensor, margin: float) 
     """Hinge on label ranking among labelled videos: each one's least similar same-label video
     must be nearer (cosine of relaxed codes) than every different-label one, by `margin`. It
     orders labels without making a label's videos one code. Summed over the different-label
-    videos, averaged over the videos that have a same-label video in the batch."""
+    videos and over the videos that have a same-label video in the batch, divided by all of them,
+    so a batch with few same-label pairs weighs less."""
     unit = nn.functional.normalize(codes, dim=1)
     sim = unit @ unit.T
     positive = same & ~torch.eye(len(codes), dtype=torch.bool)
