@@ -57,18 +57,11 @@ def test_database_and_broker_come_from_the_environment(tmp_path):
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"], result.stderr
 
 
-def test_hash_method_auto_picks_deep_codes_only_where_they_win(tmp_path):
-    from django.conf import settings
 
-    def method(**env):
-        code = "from django.conf import settings; print(settings.CLIPMINE_HASH_METHOD)"
-        result = run(["manage.py", "shell", "-c", code], env, tmp_path)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.split()[-1]  # after the shell's note on what it imported
-
-    wins = settings.DEEP_HASHING_WINS_AT_BITS
-    assert method(CLIPMINE_HASH_BITS="64") == ("deep" if 64 in wins else "itq")
-    for bits in (32, 64, 128, 256):
-        assert method(CLIPMINE_HASH_METHOD="auto", CLIPMINE_HASH_BITS=str(bits)) == ("deep" if bits in wins else "itq")
-    assert method(CLIPMINE_HASH_METHOD="itq", CLIPMINE_HASH_BITS="64") == "itq"
-    assert method(CLIPMINE_HASH_METHOD="deep", CLIPMINE_HASH_BITS="256") == "deep"
+def test_hash_method_is_auto_unless_set_and_refuses_unknown_methods(tmp_path):
+    code = "from django.conf import settings; print(settings.CLIPMINE_HASH_METHOD)"
+    result = run(["manage.py", "shell", "-c", code], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "auto"  # after the shell's note on what it imported
+    result = run(["manage.py", "check"], {"CLIPMINE_HASH_METHOD": "pca"}, tmp_path)
+    assert result.returncode != 0 and "CLIPMINE_HASH_METHOD" in result.stderr

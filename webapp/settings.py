@@ -129,12 +129,9 @@ CLIPMINE_MAX_KEYFRAMES = env_int("CLIPMINE_MAX_KEYFRAMES", 8, minimum=1, maximum
 CLIPMINE_HASH_BITS = env_int("CLIPMINE_HASH_BITS", 64, minimum=32, maximum=256)
 if CLIPMINE_HASH_BITS % 8:
     raise ImproperlyConfigured("CLIPMINE_HASH_BITS must be a multiple of 8 (32, 64, 128 or 256)")
-# "auto": deep codes at the lengths where they measurably beat PCA+ITQ on both topic retrieval and
-# repost detection (README, "Deep hash codes"), PCA+ITQ at the others.
-DEEP_HASHING_WINS_AT_BITS = (32, 64)
+# "auto": deep codes at the lengths where they beat PCA+ITQ, PCA+ITQ at the others, for the
+# configured length and for fits asked for at another one (labeling.services.hash_training).
 CLIPMINE_HASH_METHOD = env_choice("CLIPMINE_HASH_METHOD", "auto", {"auto", "itq", "lsh", "deep"})
-if CLIPMINE_HASH_METHOD == "auto":
-    CLIPMINE_HASH_METHOD = "deep" if CLIPMINE_HASH_BITS in DEEP_HASHING_WINS_AT_BITS else "itq"
 # PCA+ITQ and deep hashing need a corpus to fit on; until this many videos have features, codes come from LSH.
 CLIPMINE_HASH_FIT_MIN = env_int("CLIPMINE_HASH_FIT_MIN", 200, minimum=2)
 # Deep hashing learns from labels: a new hash model after this many new labels, and on this schedule.

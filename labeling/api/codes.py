@@ -23,7 +23,8 @@ class HashModelSerializer(serializers.ModelSerializer):
 
 
 class HashModelFitSerializer(serializers.Serializer):
-    """Both optional: the server's defaults (CLIPMINE_HASH_METHOD, CLIPMINE_HASH_BITS) otherwise."""
+    """Both optional: the server's defaults otherwise (CLIPMINE_HASH_BITS; CLIPMINE_HASH_METHOD, whose
+    "auto" picks deep codes or PCA+ITQ by the length asked for)."""
 
     method = serializers.ChoiceField(choices=[(m.value, m.label) for m in FIT_METHODS], required=False)
     n_bits = serializers.IntegerField(required=False, help_text="32, 64, 128 or 256")

@@ -15,7 +15,7 @@ from django_htmx.http import trigger_client_event
 from labeling.models import HashModel
 from labeling.roles import can_edit_taxonomy, require
 from labeling.selectors.codes import FIT_METHODS, code_summary, fit_bits, fitting_hash_model, hash_models
-from labeling.services.hash_training import hash_model_enqueue
+from labeling.services.hash_training import configured_method, hash_model_enqueue
 from labeling.views.taxonomy import partial_wanted
 
 PAGE_SIZE = 25
@@ -28,7 +28,7 @@ class FitForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         # Choices and defaults follow the settings at request time.
-        super().__init__(*args, initial={"method": settings.CLIPMINE_HASH_METHOD,
+        super().__init__(*args, initial={"method": configured_method(),
                                          "n_bits": settings.CLIPMINE_HASH_BITS}, **kwargs)
         method, bits = self.fields["method"], self.fields["n_bits"]
         method.choices = [(m.value, m.label) for m in FIT_METHODS]
