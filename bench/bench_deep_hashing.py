@@ -226,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/tmp/demo_views.npz"))
     parser.add_argument("--clips-per-topic", type=int, default=45, help="demo corpus size, when --data is built")
-    parser.add_argument("--bits", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--bits", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--labels", type=int, default=100, help="labelled videos in the labelled settings")
     parser.add_argument("--unseen", type=int, default=2, help="topics without labels")
