@@ -19,7 +19,7 @@ def demo_with_reposts(tmp_path_factory) -> dict[str, np.ndarray]:
     and the 6 repost variants of `ml.reposts` (re-encoded, cropped, mirrored, brightened,
     watermarked, trimmed) of the first clip of each topic, with the row of their original.
 
-    About 10 s on 2 cores. The session's `real_features` has no keyframes, so these are decoded
+    About 12 s on 2 cores. The session's `real_features` has no keyframes, so these are decoded
     and run through the CNN again.
     """
     from ml.demo import build_demo_corpus, read_truth
