@@ -131,14 +131,21 @@ def decode(job: dict) -> dict:
 def _check_header(width: int, height: int, fps: float, frames: float, limits: dict) -> None:
     if width <= 0 or height <= 0:
         raise Rejected("The file is truncated or corrupt: its video has no picture size.")
-    if width * height > limits["max_pixels"]:
-        raise Rejected(f"The video is {width}×{height} pixels ({width * height / 1e6:.3g} megapixels); "
-                       f"the limit is {limits['max_pixels'] / 1e6:.3g} megapixels.")
+    _check_size(width, height, limits)
     if not (math.isfinite(fps) and fps > 0):
         raise Rejected("The file is truncated or corrupt: its video has no valid frame rate.")
     if frames / fps > limits["max_duration_s"]:
         raise Rejected(f"The video is {_duration(frames / fps)} long; "
                        f"the limit is {_duration(limits['max_duration_s'])}.")
+
+
+def _check_size(width: int, height: int, limits: dict) -> None:
+    if width * height > limits["max_pixels"]:
+        raise Rejected(f"The video is {width}×{height} pixels ({width * height / 1e6:.3g} megapixels); "
+                       f"the limit is {limits['max_pixels'] / 1e6:.3g} megapixels.")
+    if min(width, height) < limits["min_side"]:
+        raise Rejected(f"The video is {width}×{height} pixels; the smallest accepted side is "
+                       f"{limits['min_side']} pixels.")
 
 
 def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
@@ -161,8 +168,7 @@ def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
                 bad += 1
             else:
                 good += 1
-                if frame.shape[0] * frame.shape[1] > limits["max_pixels"]:
-                    raise Rejected("The video's frames are larger than its header says and over the size limit.")
+                _check_size(frame.shape[1], frame.shape[0], limits)  # frames may differ from the header
                 if analyse:
                     with clock("keyframes"):
                         shots.add(index, frame)

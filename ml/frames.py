@@ -35,6 +35,7 @@ class DecodeLimits:
     timeout_s: float = 60.0          # wall clock for the whole child
     memory_mb: int = 1536            # RLIMIT_AS of the child
     max_pixels: int = 3840 * 2160    # width*height above this -> rejected
+    min_side: int = 32               # a narrower picture is not a video anyone can label
     max_duration_s: float = 600.0
     max_keyframes: int = 8
     thumb_width: int = 320

@@ -37,7 +37,8 @@ PAD_DISTANCE = np.iinfo(np.int32).max
 
 
 class IndexChecksumError(ValueError):
-    """An index file does not match its .sha256 sidecar (truncated, tampered, or half-copied)."""
+    """An index file does not match the checksum recorded when it was saved (truncated, tampered,
+    swapped or half-copied)."""
 
 
 class HammingIndex:
@@ -167,29 +168,27 @@ class HammingIndex:
         """The faiss serialisation (ids, codes and, if approximate, the graph)."""
         return faiss.serialize_index_binary(self._index).tobytes()
 
-    def save(self, path: str | Path) -> None:
-        """Write the faiss index atomically, then a sha256sum-style sidecar `<path>.sha256`."""
-        path = Path(path)
+    def save(self, path: str | Path) -> str:
+        """Write the faiss index atomically; returns its sha256 for the caller to record (a
+        database row), so that a file swapped on disk cannot vouch for itself."""
         data = self.to_bytes()
-        atomic_write_bytes(path, data)
-        atomic_write_bytes(_sidecar(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+        atomic_write_bytes(Path(path), data)
+        return hashlib.sha256(data).hexdigest()
 
     @classmethod
-    def load(cls, path: str | Path, **params) -> HammingIndex:
-        """Read an index written by `save`; IndexChecksumError if it does not match its sidecar.
+    def load(cls, path: str | Path, expected_sha256: str, **params) -> HammingIndex:
+        """Read an index written by `save`; IndexChecksumError unless its bytes have the sha256
+        that `save` returned.
 
         The checksum is verified on the bytes that are then deserialised, so the file cannot
         change between the check and the load. `params` (exact_threshold, ef_search, ...) are
         this process's settings, not stored in the file.
         """
         path = Path(path)
-        try:
-            expected = _sidecar(path).read_text().split()[0]
-        except (OSError, IndexError) as exc:
-            raise IndexChecksumError(f"{path}: no readable checksum sidecar {_sidecar(path).name}") from exc
         data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise IndexChecksumError(f"{path} does not match its checksum in {_sidecar(path).name}")
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256.lower():
+            raise IndexChecksumError(f"{path}: checksum mismatch: expected sha256 {expected_sha256}, file has {actual}")
         index = faiss.deserialize_index_binary(np.frombuffer(data, dtype=np.uint8))
         if not isinstance(index, faiss.IndexBinaryIDMap):
             raise ValueError(f"{path} holds a {type(index).__name__}, not a HammingIndex")
@@ -198,7 +197,3 @@ class HammingIndex:
         if self.kind == "hnsw":
             self._inner.hnsw.efSearch = self.ef_search
         return self
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")

@@ -41,3 +41,10 @@ def cluster_of(run: MiningRun, videos: list[Video], rank: int = 1) -> Cluster:
     cluster = Cluster.objects.create(run=run, rank=rank, size=len(videos), cohesion=0.9, medoid=videos[0])
     ClusterMember.objects.bulk_create(ClusterMember(cluster=cluster, video=v, distance=i) for i, v in enumerate(videos))
     return cluster
+
+
+def api_token(user) -> str:
+    """A fresh API token of `user`, as `POST /api/token/` would issue it."""
+    from knox.models import AuthToken
+
+    return AuthToken.objects.create(user=user)[1]

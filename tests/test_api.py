@@ -79,4 +79,11 @@ def test_openapi_schema_documents_the_video_endpoints(api):
 
 def test_token_endpoint_issues_tokens(client, user):
     response = client.post("/api/token/", {"username": "annie", "password": "pw-annie-123"})
-    assert response.status_code == 200 and len(response.json()["token"]) == 40
+    assert response.status_code == 200 and len(response.json()["token"]) == 64 and response.json()["expiry"]
+
+
+def test_upload_title_over_255_characters_is_a_clear_400(api, tmp_path):
+    with open(write_clip(tmp_path / "a.mp4"), "rb") as f:
+        response = api.post("/api/videos/", {"file": [f], "title": "x" * 256}, format="multipart")
+    assert response.status_code == 400 and "title" in response.json()
+    assert Video.objects.count() == 0

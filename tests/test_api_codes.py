@@ -2,13 +2,12 @@
 task on commit; 409 while a fit runs; 400 on a bad method or code length)."""
 import pytest
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.models import HashModel
 from labeling.roles import Role
 from labeling.services.people import role_grant
-from tests.factories import HashModelFactory
+from tests.factories import HashModelFactory, api_token
 
 pytestmark = pytest.mark.django_db
 ROLES = [Role.NONE, Role.ANNOTATOR, Role.TAXONOMY_OWNER, Role.ADMIN]
@@ -25,7 +24,7 @@ def client_as(django_user_model, role: Role) -> APIClient:
     user = django_user_model.objects.create_user(f"user-{role.name.lower()}")
     role_grant(user=user, role=role)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     return client
 
 

@@ -1,13 +1,12 @@
 """Every API endpoint × every role: who may read, who may change, and that a refusal changes nothing."""
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Label, Proposal
 from labeling.roles import Role
 from labeling.services import taxonomy
 from labeling.services.people import role_grant
-from tests.factories import MiningRunFactory, VideoFactory, cluster_of
+from tests.factories import MiningRunFactory, VideoFactory, api_token, cluster_of
 
 pytestmark = pytest.mark.django_db
 ROLES = [Role.NONE, Role.ANNOTATOR, Role.TAXONOMY_OWNER, Role.ADMIN]
@@ -30,7 +29,7 @@ def client_as(django_user_model, role: Role):
     user = django_user_model.objects.create_user(f"user-{role.name.lower()}")
     role_grant(user=user, role=role)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     return client, user
 
 

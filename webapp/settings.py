@@ -4,6 +4,7 @@ With nothing set this is the embedded default: SQLite and a filesystem broker un
 ./data, DEBUG on. Production sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL
 and CELERY_BROKER_URL.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -37,7 +38,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "django_htmx",
     "template_partials",
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a lockout found during authenticate() into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -94,9 +98,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
 ]
+# --- brute force (django-axes): failed sign-ins are counted in the database, so every web process
+# of every machine sees the same count; an address and an account are each locked on their own.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("CLIPMINE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CLIPMINE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "webapp.client_ip.client_ip"
+# Behind a proxy, the request header (as in request.META) that carries the client's address.
+CLIPMINE_CLIENT_IP_HEADER = env_str("CLIPMINE_CLIENT_IP_HEADER")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:video_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -121,6 +136,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("CLIPMINE_MAX_FILES_PER_UPLOAD", 500, min
 CLIPMINE_MAX_UPLOAD_MB = env_int("CLIPMINE_MAX_UPLOAD_MB", 200, minimum=1)
 CLIPMINE_MAX_DURATION_S = env_float("CLIPMINE_MAX_DURATION_S", 600.0, minimum=1)
 CLIPMINE_MAX_PIXELS = env_int("CLIPMINE_MAX_PIXELS", 3840 * 2160, minimum=64 * 64)
+CLIPMINE_MIN_SIDE = env_int("CLIPMINE_MIN_SIDE", 32, minimum=1)
 CLIPMINE_DECODE_TIMEOUT_S = env_float("CLIPMINE_DECODE_TIMEOUT_S", 60.0, minimum=0.01)
 CLIPMINE_DECODE_MEMORY_MB = env_int("CLIPMINE_DECODE_MEMORY_MB", 1536, minimum=64)
 CLIPMINE_MAX_KEYFRAMES = env_int("CLIPMINE_MAX_KEYFRAMES", 8, minimum=1, maximum=64)
@@ -178,9 +194,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_STALE_PENDING_MINUTES = env_int("CELERY_STALE_PENDING_MINUTES", 15, minimum=1)
 
 # --- API --------------------------------------------------------------------------------------
+# API tokens (django-rest-knox): only a hash is stored, each expires, each can be revoked.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_int("CLIPMINE_TOKEN_TTL_HOURS", 24 * 30, minimum=1)),
+    "AUTH_HEADER_PREFIX": "Token",
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -219,5 +240,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # faiss logs every CPU-specific library it fails to load, at INFO, on each import.
-    "loggers": {"faiss.loader": {"level": "WARNING"}},
+    "loggers": {
+        "faiss.loader": {"level": "WARNING"},
+        # django-axes logs its start and every failed sign-in at INFO; lockouts stay (WARNING).
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -66,6 +66,13 @@ class IngestBatchSerializer(serializers.ModelSerializer):
         return video_selectors.batch_progress(obj)
 
 
+class VideoUploadSerializer(serializers.Serializer):
+    file = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+                                 error_messages={"empty": "Attach at least one file in the `file` field."})
+    title = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                  help_text="title of the video when one file is uploaded")
+
+
 class NeighbourSerializer(serializers.Serializer):
     distance = serializers.IntegerField(help_text="Hamming distance between the codes, in bits")
     video = VideoSerializer()
@@ -83,17 +90,17 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         ).prefetch_related("keyframes")
 
     @extend_schema(
-        request=inline_serializer("VideoUpload", {"file": serializers.ListField(child=serializers.FileField())}),
+        request=VideoUploadSerializer,
         responses={201: IngestBatchSerializer},
         description="Upload one or more files (repeat the `file` field). Each is stored once per content "
         "(sha256) and processed by a worker; poll the returned batch or the videos for status.",
     )
     def create(self, request):
-        files = request.FILES.getlist("file")
-        if not files:
-            raise ValidationError({"file": "Attach at least one file in the `file` field."})
+        body = VideoUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        files = body.validated_data["file"]
         batch = ingest_batch_create(source=Video.Source.API, user=request.user)
-        title = request.data.get("title", "") if len(files) == 1 else ""
+        title = body.validated_data.get("title", "") if len(files) == 1 else ""
         for f in files:
             video_ingest_stream(stream=f, original_name=f.name, batch=batch, title=title, user=request.user)
         data = IngestBatchSerializer(batch, context={"request": request}).data

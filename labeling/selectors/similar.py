@@ -40,7 +40,8 @@ def _load(model: HashModel) -> _Cached:
     snapshot = model.snapshots.first()
     if snapshot:
         try:
-            return _Cached(_key(model), HammingIndex.load(storage.index_dir() / snapshot.path), snapshot.max_code_id)
+            return _Cached(_key(model), HammingIndex.load(storage.index_dir() / snapshot.path, snapshot.checksum),
+                           snapshot.max_code_id)
         except Exception:
             log.warning("index snapshot %s unusable; rebuilding from the database", snapshot.path, exc_info=True)
     index, max_code_id = index_build(model)

@@ -46,14 +46,13 @@ def index_snapshot_build(*, hash_model: HashModel | None = None) -> IndexSnapsho
     directory = storage.index_dir()
     directory.mkdir(parents=True, exist_ok=True)
     name = f"index-{model.pk}-{timezone.now():%Y%m%dT%H%M%S%f}.faiss"
-    index.save(directory / name)
+    checksum = index.save(directory / name)
     snapshot = IndexSnapshot.objects.create(
-        hash_model=model, path=name, checksum=storage.file_sha256(directory / name), size=len(index),
+        hash_model=model, path=name, checksum=checksum, size=len(index),
         max_code_id=max_code_id, kind=index.kind,
     )
     for old in model.snapshots.all()[KEEP_SNAPSHOTS:]:
         (directory / old.path).unlink(missing_ok=True)
-        (directory / f"{old.path}.sha256").unlink(missing_ok=True)
         old.delete()
     return snapshot
 

@@ -1,8 +1,10 @@
 """Taking files in: hash while copying, store once per content, enqueue processing."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +67,7 @@ def video_ingest_stream(
     try:
         tmp, sha, size = copy_hashing(stream, limit)
     except TooLarge:
-        item = IngestItem.objects.create(
-            batch=batch, original_name=name, outcome=IngestItem.Outcome.REFUSED,
-            reason=f"The file is larger than the {settings.CLIPMINE_MAX_UPLOAD_MB} MB limit.",
-        )
-        return IngestResult(item, None)
+        return _refused(batch, name, f"The file is larger than the {settings.CLIPMINE_MAX_UPLOAD_MB} MB limit.")
     try:
         existing = Video.objects.filter(sha256=sha).first()
         if existing:
@@ -97,8 +95,27 @@ def video_ingest_stream(
 
 
 def video_ingest_path(*, path: Path, batch: IngestBatch, user=None) -> IngestResult:
-    with open(path, "rb") as fh:
+    """Store a file from disk. A symbolic link or anything but a regular file is refused unread:
+    a folder handed to `ingest` must not lead us to /proc/self/environ or /etc/passwd."""
+    try:
+        # O_NOFOLLOW refuses a link at open time, so swapping one in after a check wins nothing;
+        # O_NONBLOCK keeps a FIFO from hanging the open before fstat refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _refused(batch, path.name, "A symbolic link: links are not followed; ingest the file itself.")
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return _refused(batch, path.name, "Not a regular file (a device, FIFO or socket): not read.")
+        os.set_blocking(fd, True)
         return video_ingest_stream(stream=fh, original_name=path.name, batch=batch, user=user)
+
+
+def _refused(batch: IngestBatch, name: str, reason: str) -> IngestResult:
+    item = IngestItem.objects.create(batch=batch, original_name=name[:255], outcome=IngestItem.Outcome.REFUSED,
+                                     reason=reason)
+    return IngestResult(item, None)
 
 
 def _duplicate(batch: IngestBatch, name: str, video: Video) -> IngestResult:
@@ -116,14 +133,21 @@ def _enqueue_processing(video_id: int) -> None:
 
 
 def iter_video_files(paths: list[Path]):
-    """Files given directly, and every file under given folders (recursive, sorted)."""
+    """Files given directly, and every entry under given folders (recursive, sorted), hidden ones
+    aside. Symbolic links are yielded, never followed (not even into folders), so that
+    `video_ingest_path` refuses each one with its reason instead of reading where it points."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        elif path.is_file():
+        if path.is_symlink() or not path.is_dir():
+            if not os.path.lexists(path):
+                raise FileNotFoundError(f"{path}: no such file or folder")
             yield path
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
+            continue
+        found = []
+        for folder, subfolders, names in os.walk(path, followlinks=False):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            found += [Path(folder, d) for d in subfolders if Path(folder, d).is_symlink()]
+            found += [Path(folder, n) for n in names if not n.startswith(".")]
+        yield from sorted(found)
 
 
 def video_retry(*, video: Video) -> None:

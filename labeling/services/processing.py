@@ -29,6 +29,7 @@ def decode_limits() -> DecodeLimits:
         timeout_s=settings.CLIPMINE_DECODE_TIMEOUT_S,
         memory_mb=settings.CLIPMINE_DECODE_MEMORY_MB,
         max_pixels=settings.CLIPMINE_MAX_PIXELS,
+        min_side=settings.CLIPMINE_MIN_SIDE,
         max_duration_s=settings.CLIPMINE_MAX_DURATION_S,
         max_keyframes=settings.CLIPMINE_MAX_KEYFRAMES,
     )

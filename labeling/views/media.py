@@ -31,12 +31,13 @@ def keyframe_image(request, pk: int):
 
 @login_required
 def video_preview(request, pk: int):
-    video = get_object_or_404(Video, pk=pk)
+    video = get_object_or_404(Video, pk=pk, status=Video.Status.READY)
     return _serve(video.preview, "video/webm")
 
 
 @login_required
 def video_original(request, pk: int):
-    video = get_object_or_404(Video, pk=pk)
+    # Only what decoding accepted as a video is handed back: a rejected file may be anything.
+    video = get_object_or_404(Video, pk=pk, status=Video.Status.READY)
     content_type = CONTAINER_TYPES.get(video.container, "application/octet-stream")
     return _serve(video.file, content_type, download_name=f"video-{video.pk}")

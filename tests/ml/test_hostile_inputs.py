@@ -137,6 +137,13 @@ def test_resolution_over_the_limit(tmp_path):
         "The video is 320×240 pixels (0.0768 megapixels); the limit is 0.0192 megapixels.")
 
 
+@pytest.mark.parametrize("size", [(1, 1), (2, 64), (64, 16)])
+def test_a_picture_too_small_to_label_is_not_a_video(tmp_path, size):
+    clip = write_clip(tmp_path / "tiny.avi", frames=6, size=size, fourcc="MJPG")
+    width, height = size
+    assert rejected(clip) == f"The video is {width}×{height} pixels; the smallest accepted side is 32 pixels."
+
+
 def test_headers_claiming_5000x5000_pixels(tmp_path):
     # A few KB that claim 75 MB frames (a decompression bomb): rejected from the header,
     # before any frame is decoded.

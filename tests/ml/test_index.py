@@ -105,22 +105,23 @@ def test_save_load_round_trip(tmp_path, threshold):
     codes, ids = clustered_codes(400), db_ids(400)
     index = HammingIndex.build(ids, codes, 64, exact_threshold=threshold)
     path = tmp_path / "codes.faiss"
-    index.save(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.faiss", "codes.faiss.sha256"]
-    loaded = HammingIndex.load(path, exact_threshold=threshold)
+    digest = index.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["codes.faiss"]
+    loaded = HammingIndex.load(path, digest, exact_threshold=threshold)
     assert loaded.kind == index.kind and len(loaded) == 400 and loaded.n_bits == 64
     for a, b in zip(loaded.search(codes[:20], 10), index.search(codes[:20], 10)):
         np.testing.assert_array_equal(a, b)
 
 
-def test_load_refuses_a_file_that_does_not_match_its_checksum(tmp_path):
+def test_load_refuses_a_file_that_does_not_match_its_recorded_checksum(tmp_path):
     path = tmp_path / "codes.faiss"
-    HammingIndex.build(db_ids(100), clustered_codes(100), 64).save(path)
+    digest = HammingIndex.build(db_ids(100), clustered_codes(100), 64).save(path)
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexChecksumError, match="does not match"):
-        HammingIndex.load(path)
-    path.with_name("codes.faiss.sha256").unlink()
-    with pytest.raises(IndexChecksumError, match="sidecar"):
-        HammingIndex.load(path)
+    with pytest.raises(IndexChecksumError, match="checksum mismatch"):
+        HammingIndex.load(path, digest)
+    # A whole other index put in its place is refused too: the file cannot vouch for itself.
+    HammingIndex.build(db_ids(50), clustered_codes(50), 64).save(path)
+    with pytest.raises(IndexChecksumError, match="checksum mismatch"):
+        HammingIndex.load(path, digest)
