@@ -10,6 +10,9 @@ class VideoAdmin(admin.ModelAdmin):
     search_fields = ["title", "original_name", "sha256"]
     readonly_fields = [f.name for f in Video._meta.fields]
 
+    def has_add_permission(self, request):
+        return False  # videos come in through ingest, which hashes, stores and processes them
+
 
 @admin.register(HashModel)
 class HashModelAdmin(admin.ModelAdmin):

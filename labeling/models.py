@@ -418,3 +418,13 @@ class Prediction(models.Model):
     model_version = models.ForeignKey(ModelVersion, related_name="predictions", on_delete=models.CASCADE)
     top = models.JSONField(default=list)  # [{"label", "name", "confidence"}], best first
     created_at = models.DateTimeField(auto_now=True)
+
+
+class TaskDelivery(models.Model):
+    """A task for one job that has started and not yet finished. A count that keeps growing means
+    the task ends its worker every time (a poison file, a fit out of memory): after
+    CLIPMINE_TASK_MAX_DELIVERIES starts it is given up (labeling.tasks.BoundedTask)."""
+
+    key = models.CharField(max_length=255, unique=True)  # task name and arguments
+    attempts = models.PositiveIntegerField(default=1)
+    last_started_at = models.DateTimeField()

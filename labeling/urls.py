@@ -13,7 +13,11 @@ from labeling.views import models as model_views
 
 app_name = "labeling"
 
-router = DefaultRouter()
+class Router(DefaultRouter):
+    include_format_suffixes = False  # one URL per resource (JSON only); our actions take no `format`
+
+
+router = Router()
 router.register("videos", api.VideoViewSet, basename="video")
 router.register("batches", api.IngestBatchViewSet, basename="batch")
 router.register("labels", taxonomy_api.LabelViewSet, basename="label")

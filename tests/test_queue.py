@@ -1,5 +1,4 @@
 """The label queue: one annotator per video at a time, claims expire, labelled videos leave."""
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,7 @@ from labeling.models import QueueItem
 from labeling.services import taxonomy
 from labeling.services.annotations import video_annotate
 from labeling.services.queue import queue_next, queue_release
+from tests.concurrency import run_together
 from tests.conftest import require
 from tests.factories import VideoFactory
 
@@ -67,32 +67,17 @@ def test_many_concurrent_claimers_never_share_a_video(django_user_model):
     claimers, rounds = 12, 5
     fill_queue(claimers * rounds)
     users = [django_user_model.objects.create_user(f"c{i}") for i in range(claimers)]
-    start = threading.Barrier(claimers)
     claimed: dict[int, list[int]] = {}
-    errors = []
 
     def work(user):
-        from django.db import connections
+        got = []
+        for _ in range(rounds):
+            item = queue_next(user=user)
+            got.append(item.video_id)
+            QueueItem.objects.filter(pk=item.pk).delete()  # labelled: the next call claims a new one
+        claimed[user.pk] = got
 
-        try:
-            start.wait()
-            got = []
-            for _ in range(rounds):
-                item = queue_next(user=user)
-                got.append(item.video_id)
-                QueueItem.objects.filter(pk=item.pk).delete()  # labelled: the next call claims a new one
-            claimed[user.pk] = got
-        except Exception as exc:  # surfaced below: an assertion in a thread would be lost
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(u,)) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
+    run_together(work, users)
     every = [v for got in claimed.values() for v in got]
     assert len(every) == claimers * rounds and len(set(every)) == len(every)
 

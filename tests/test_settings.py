@@ -12,6 +12,7 @@ PROD = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
 }
+DEV = {"DEBUG": "true"}  # DEBUG is off unless asked for, and then wants SECRET_KEY and ALLOWED_HOSTS
 
 
 def run(args, env_overrides, tmp_path):
@@ -39,9 +40,9 @@ def test_check_deploy_with_production_settings_is_clean(tmp_path):
 
 
 def test_malformed_values_name_the_setting(tmp_path):
-    result = run(["manage.py", "check"], {"CLIPMINE_HASH_BITS": "sixty-four"}, tmp_path)
+    result = run(["manage.py", "check"], {**DEV, "CLIPMINE_HASH_BITS": "sixty-four"}, tmp_path)
     assert result.returncode != 0 and "CLIPMINE_HASH_BITS" in result.stderr
-    result = run(["manage.py", "check"], {"CLIPMINE_HASH_BITS": "60"}, tmp_path)
+    result = run(["manage.py", "check"], {**DEV, "CLIPMINE_HASH_BITS": "60"}, tmp_path)
     assert result.returncode != 0 and "multiple of 8" in result.stderr
     result = run(["manage.py", "check"], {"DEBUG": "maybe"}, tmp_path)
     assert result.returncode != 0 and "DEBUG" in result.stderr
@@ -53,15 +54,15 @@ def test_database_and_broker_come_from_the_environment(tmp_path):
                  PROD, tmp_path)
     assert result.stdout.split() == ["django.db.backends.postgresql", "redis://127.0.0.1:6379/0"], result.stderr
     result = run(["-c", f"import django, os; os.environ['DJANGO_SETTINGS_MODULE']='webapp.settings'; django.setup(); {code}"],
-                 {}, tmp_path)
+                 DEV, tmp_path)
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"], result.stderr
 
 
 
 def test_hash_method_is_auto_unless_set_and_refuses_unknown_methods(tmp_path):
     code = "from django.conf import settings; print(settings.CLIPMINE_HASH_METHOD)"
-    result = run(["manage.py", "shell", "-c", code], {}, tmp_path)
+    result = run(["manage.py", "shell", "-c", code], DEV, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "auto"  # after the shell's note on what it imported
-    result = run(["manage.py", "check"], {"CLIPMINE_HASH_METHOD": "pca"}, tmp_path)
+    result = run(["manage.py", "check"], {**DEV, "CLIPMINE_HASH_METHOD": "pca"}, tmp_path)
     assert result.returncode != 0 and "CLIPMINE_HASH_METHOD" in result.stderr

@@ -149,3 +149,44 @@ def test_models_api_retrains_and_rolls_back_for_taxonomy_owners_only(owner, api,
     assert inference.published_model()[0] == first
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.RETIRED  # it was as good, so it had been published
+
+
+def test_predict_on_a_file_stores_it_for_a_worker_and_answers_at_once_when_known(owner, api, tmp_path):
+    from labeling.models import Video
+    from labeling.services.processing import video_process
+    from tests.videos import write_clip
+
+    labelled_corpus(owner)
+    version = train()
+    fresh, known = write_clip(tmp_path / "fresh.mp4", seed=1), write_clip(tmp_path / "known.mp4", seed=2)
+    with open(fresh, "rb") as f:
+        response = api.post("/api/predict", {"file": f}, format="multipart")
+    assert response.status_code == 202, response.content
+    video = Video.objects.get(pk=response.json()["video"])
+    assert video.status == Video.Status.PENDING and response.json()["status"] == "pending"  # left to a worker
+    assert api.post("/api/predict", {"video": video.pk}, format="json").status_code == 400  # not ready yet
+
+    with open(known, "rb") as f:
+        stored = api.post("/api/videos/", {"file": [f]}, format="multipart").json()["items"][0]["video"]
+    video_process(video_id=stored)
+    with open(known, "rb") as f:
+        response = api.post("/api/predict", {"file": f}, format="multipart")
+    assert response.status_code == 200 and response.json()["model_version"] == version.pk
+    assert Video.objects.count() == 40 + 2  # the known file was not stored twice
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_publishes_leave_exactly_one_version_published(owner):
+    from django.db import connection
+
+    from tests.concurrency import run_together
+    from tests.conftest import require
+
+    require(connection.vendor == "postgresql", "concurrent publishes are tested against PostgreSQL (DATABASE_URL)")
+    labelled_corpus(owner)
+    versions = [train(), *(train() for _ in range(5))]
+    ModelVersion.objects.filter(pk__in=[v.pk for v in versions]).update(status=ModelVersion.Status.CANDIDATE)
+
+    for _ in range(3):
+        run_together(lambda version: training.model_publish(version=version, user=owner), versions)
+        assert ModelVersion.objects.filter(status=ModelVersion.Status.PUBLISHED).count() == 1

@@ -1,9 +1,11 @@
 """clipmine settings, all from the environment (see README "Configuration").
 
 With nothing set this is the embedded default: SQLite and a filesystem broker under
-./data, DEBUG on. Production sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL
-and CELERY_BROKER_URL.
+./data, DEBUG off (so SECRET_KEY and ALLOWED_HOSTS are required; bin/run and bin/test ask
+for DEBUG=true). Production sets SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and CELERY_BROKER_URL.
 """
+import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +18,33 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CLIPMINE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
+
+def _local_secret_key(path: Path) -> str:
+    """The key kept at `path`, made on first use: random, mode 0600, never half written.
+
+    Web, worker and beat processes start together; linking a complete file into place fails
+    for all but the first, so every process reads the same key.
+    """
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(64))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"{path} holds no usable key: delete it to have a new one made")
+    return key
+
+
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 if not DEBUG:
@@ -25,7 +53,8 @@ if not DEBUG:
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DEBUG is off: set ALLOWED_HOSTS (comma-separated host names)")
 else:
-    SECRET_KEY = SECRET_KEY or "django-insecure-clipmine-development-key-never-use-in-production"
+    # Never a published key, even for development: sessions signed with it could be forged.
+    SECRET_KEY = SECRET_KEY or _local_secret_key(DATA_DIR / "secret_key")
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]", "testserver"]
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -51,6 +80,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "webapp.body_limits.RequestBodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -109,7 +139,8 @@ AXES_FAILURE_LIMIT = env_int("CLIPMINE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("CLIPMINE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "webapp.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "webapp.sign_in_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "webapp.sign_in_throttle.lockout_response"
 # Behind a proxy, the request header (as in request.META) that carries the client's address.
 CLIPMINE_CLIENT_IP_HEADER = env_str("CLIPMINE_CLIENT_IP_HEADER")
 LOGIN_URL = "login"
@@ -130,10 +161,16 @@ ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(DATA_DIR / "artifacts"))).reso
 # Stored media is only ever served by labeling.views.media, never from a public URL.
 MEDIA_URL = "media-not-served/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "webapp.body_limits.TemporaryFileUploadHandler"]
+# Larger uploads spool here (local disk of this machine), bounded per file by webapp.body_limits.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(exist_ok=True)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("CLIPMINE_MAX_FILES_PER_UPLOAD", 500, minimum=1)
 
 # --- ingest limits (untrusted input) ------------------------------------------------------
-CLIPMINE_MAX_UPLOAD_MB = env_int("CLIPMINE_MAX_UPLOAD_MB", 200, minimum=1)
+CLIPMINE_MAX_UPLOAD_MB = env_int("CLIPMINE_MAX_UPLOAD_MB", 200, minimum=1)  # per file
+CLIPMINE_MAX_REQUEST_MB = env_int("CLIPMINE_MAX_REQUEST_MB", 1024, minimum=1)  # one upload request in all
 CLIPMINE_MAX_DURATION_S = env_float("CLIPMINE_MAX_DURATION_S", 600.0, minimum=1)
 CLIPMINE_MAX_PIXELS = env_int("CLIPMINE_MAX_PIXELS", 3840 * 2160, minimum=64 * 64)
 CLIPMINE_MIN_SIDE = env_int("CLIPMINE_MIN_SIDE", 32, minimum=1)
@@ -190,6 +227,21 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Time limits: the soft one raises inside the task (its job is marked failed with the reason), the
+# hard one kills a task that ignored it. Short tasks (one video, a snapshot, beat's checks) and long
+# jobs (hash fits, trainings, mining runs, prediction refreshes) have their own.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CLIPMINE_TASK_SOFT_TIME_LIMIT_S", 600, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CLIPMINE_TASK_TIME_LIMIT_S", 660, minimum=CELERY_TASK_SOFT_TIME_LIMIT + 1)
+CLIPMINE_JOB_SOFT_TIME_LIMIT_S = env_int("CLIPMINE_JOB_SOFT_TIME_LIMIT_S", 4 * 3600, minimum=1)
+CLIPMINE_JOB_TIME_LIMIT_S = env_int("CLIPMINE_JOB_TIME_LIMIT_S", 4 * 3600 + 300,
+                                    minimum=CLIPMINE_JOB_SOFT_TIME_LIMIT_S + 1)
+# A task started this many times without finishing (its worker killed, out of memory, past the hard
+# limit) is given up: its job is marked failed with the reason and it is not run again.
+CLIPMINE_TASK_MAX_DELIVERIES = env_int("CLIPMINE_TASK_MAX_DELIVERIES", 3, minimum=1)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands an unacknowledged task to another worker after this long: longer than any task
+    # may run, or a long job would be started twice while its first run is still going.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CLIPMINE_JOB_TIME_LIMIT_S + 600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_STALE_PENDING_MINUTES = env_int("CELERY_STALE_PENDING_MINUTES", 15, minimum=1)
 
@@ -205,6 +257,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: the API is for programs, and the browsable API would put HTML forms under /api/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -218,6 +272,18 @@ SPECTACULAR_SETTINGS = {
         "VideoSourceEnum": "labeling.models.Video.Source",
         "AnnotationSourceEnum": "labeling.models.Annotation.Source",
     },
+    # Integrators fetch the schema with their token like any other endpoint.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Request bodies get their own components, so they can say what a request must hold (a name
+    # that is not blank) without read-only response fields.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # drf-spectacular's enum hook, then ours: integer path ids, and the error responses of every
+    # operation documented in one place.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeling.api.schema.integer_ids",
+        "labeling.api.schema.document_errors",
+    ],
 }
 
 # --- production hardening (all on when DEBUG is off) ------------------------------------------
@@ -237,10 +303,14 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"client_errors_in_one_line": {"()": "webapp.log_filters.ClientErrorsInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # faiss logs every CPU-specific library it fails to load, at INFO, on each import.
     "loggers": {
+        # Django's own console handler would print every django.* record a second time via root.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["client_errors_in_one_line"]},
+        # faiss logs every CPU-specific library it fails to load, at INFO, on each import.
         "faiss.loader": {"level": "WARNING"},
         # django-axes logs its start and every failed sign-in at INFO; lockouts stay (WARNING).
         "axes": {"level": "WARNING"},

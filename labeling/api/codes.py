@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
+from labeling.api.schema import ContractMixin
 from labeling.api.topics import Conflict
 from labeling.models import HashModel
 from labeling.roles import EditsTaxonomy
@@ -14,7 +15,7 @@ from labeling.services import hash_training
 
 
 class HashModelSerializer(serializers.ModelSerializer):
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = HashModel
@@ -35,7 +36,7 @@ class HashModelFitSerializer(serializers.Serializer):
         return value
 
 
-class HashModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class HashModelViewSet(ContractMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Hash models, newest first. POST fits new codes on a worker (202; 409 while a fit runs); that
     needs a taxonomy owner. The new model becomes active once every video has its code."""
 

@@ -5,10 +5,11 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, parser_classes, permission_classes
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from labeling.api.schema import ContractMixin
 from labeling.api.topics import Conflict
 from labeling.models import ModelVersion, Video
 from labeling.roles import EditsTaxonomy, LabelsVideos
@@ -22,7 +23,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "stage", "progress", "error", "created_at", "finished_at", "published_at"]
 
 
-class ModelVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ModelVersionViewSet(ContractMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Trained versions, newest first. POST trains a new one on a worker (409 while one trains);
     publishing or rolling back needs a taxonomy owner."""
 
@@ -55,30 +56,50 @@ class PredictionSerializer(serializers.Serializer):
         "confidence": serializers.FloatField()}))
 
 
+PendingPrediction = inline_serializer("PendingPrediction", {
+    "video": serializers.IntegerField(), "status": serializers.CharField(), "detail": serializers.CharField()})
+
+
 @extend_schema(
     request={"multipart/form-data": inline_serializer("PredictUpload", {"file": serializers.FileField()}),
              "application/json": inline_serializer("PredictVideo", {"video": serializers.IntegerField()})},
-    responses=PredictionSerializer,
+    responses={200: PredictionSerializer, 202: PendingPrediction},
     description="Top labels with confidences from the published model version, for a stored video "
-    "(`video`: id) or an uploaded file (`file`; not stored).",
+    "(`video`: id) or a file (`file`). A file is stored and processed on a worker like any upload "
+    "(202 with its video id; ask again with that id once it is ready); one already processed is "
+    "answered at once.",
 )
 @api_view(["POST"])
 @parser_classes([JSONParser, MultiPartParser, FormParser])
 @permission_classes([LabelsVideos])
 def predict(request):
+    if not isinstance(request.data, dict):
+        raise ValidationError({"detail": "Send an object: {\"video\": id}, or a multipart `file`."})
     try:
         if "file" in request.FILES:
-            result = inference.predict_upload(request.FILES["file"])
+            upload = request.FILES["file"]
+            video, result = inference.predict_upload(stream=upload, original_name=upload.name, user=request.user)
+            if video.status != Video.Status.READY:
+                return Response({"video": video.pk, "status": video.status,
+                                 "detail": f"Processing on a worker: POST {{\"video\": {video.pk}}} once it is ready."},
+                                status=status.HTTP_202_ACCEPTED)
         elif "video" in request.data:
             result = inference.predict_video(get_object_or_404(Video, pk=_int(request.data["video"])))
         else:
             raise ValidationError({"detail": "Send a video id (`video`) or a file (`file`)."})
     except inference.PredictError as exc:
         raise ValidationError({"detail": str(exc)}) from None
+    except inference.ModelUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from None
     if result is None:
         raise Conflict("No model is published yet: label some videos and train one.")
     version, labels = result
     return Response({"model_version": version.pk, "labels": labels})
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
 
 
 def _int(value) -> int:

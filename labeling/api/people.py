@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from labeling.api.schema import ContractMixin
 from labeling.roles import ManagesPeople, Role, role_of
 from labeling.services.people import RoleError, role_grant
 
@@ -27,7 +28,7 @@ class RoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=sorted(ROLE_NAMES))
 
 
-class PersonViewSet(viewsets.ReadOnlyModelViewSet):
+class PersonViewSet(ContractMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = PersonSerializer
     permission_classes = [ManagesPeople]
     queryset = get_user_model().objects.filter(is_active=True).order_by("username")

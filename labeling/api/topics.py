@@ -1,12 +1,13 @@
 """Mining runs, clusters (topics) with bulk labelling, and new-class proposals."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
+from labeling.api.schema import ContractMixin, Id, Text, query_params
 from labeling.api.taxonomy import taxonomy_errors_as_400
 from labeling.models import Cluster, ClusterMember, Label, MiningRun, Proposal
 from labeling.roles import DecidesProposals, LabelsVideos
@@ -23,7 +24,7 @@ class MiningRunSerializer(serializers.ModelSerializer):
                   "stage", "progress", "error", "started_at", "finished_at"]
 
 
-class MiningRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class MiningRunViewSet(ContractMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Topic mining runs. POST starts one on a worker (409 if one is already running)."""
 
     serializer_class = MiningRunSerializer
@@ -81,11 +82,16 @@ class ClusterMemberSerializer(serializers.ModelSerializer):
 
 class BulkLabelSerializer(serializers.Serializer):
     label = serializers.PrimaryKeyRelatedField(queryset=Label.objects.all())
-    exclude = serializers.ListField(child=serializers.IntegerField(), required=False, default=list,
+    exclude = serializers.ListField(child=Id(), required=False, default=list,
                                     help_text="member video ids to leave out (the odd ones out)")
 
 
-class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
+class ClusterFilter(serializers.Serializer):
+    run = Id(required=False, help_text="the mining run (default: the newest complete one)")
+
+
+@extend_schema_view(list=extend_schema(parameters=[ClusterFilter]))
+class ClusterViewSet(ContractMixin, viewsets.ReadOnlyModelViewSet):
     """Topics of a mining run (`?run=ID`, default: the newest complete run), largest first."""
 
     serializer_class = ClusterSerializer
@@ -95,11 +101,9 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if self.action != "list":
             return Cluster.objects.all()
-        run_id = self.request.query_params.get("run")
-        if run_id:
-            if not run_id.isdigit():
-                raise ValidationError({"run": "must be a run id"})
-            return Cluster.objects.filter(run_id=int(run_id))
+        run_id = query_params(ClusterFilter, self.request).get("run")
+        if run_id is not None:
+            return Cluster.objects.filter(run_id=run_id)
         run = latest_complete_run()
         return Cluster.objects.filter(run=run) if run else Cluster.objects.none()
 
@@ -138,7 +142,7 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
 class ProposalSerializer(serializers.ModelSerializer):
     size = serializers.IntegerField(source="cluster.size", read_only=True)
     medoid = serializers.IntegerField(source="cluster.medoid_id", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Proposal
@@ -147,21 +151,26 @@ class ProposalSerializer(serializers.ModelSerializer):
 
 
 class AcceptSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = Text(max_length=100)
     parent = serializers.PrimaryKeyRelatedField(queryset=Label.objects.all(), required=False, allow_null=True)
-    exclude = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    exclude = serializers.ListField(child=Id(), required=False, default=list)
 
 
 class MergeIntoSerializer(serializers.Serializer):
     label = serializers.PrimaryKeyRelatedField(queryset=Label.objects.all())
-    exclude = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    exclude = serializers.ListField(child=Id(), required=False, default=list)
 
 
 class RejectSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = Text(required=False, allow_blank=True, default="")
 
 
-class ProposalViewSet(viewsets.ReadOnlyModelViewSet):
+class ProposalFilter(serializers.Serializer):
+    status = serializers.ChoiceField([*Proposal.Status.values, "all"], default=Proposal.Status.OPEN)
+
+
+@extend_schema_view(list=extend_schema(parameters=[ProposalFilter]))
+class ProposalViewSet(ContractMixin, viewsets.ReadOnlyModelViewSet):
     """New-class proposals (`?status=open` by default; `all` for every one). Deciding needs a
     taxonomy owner: accept (new label), merge (into an existing label) or reject (remembered)."""
 
@@ -169,20 +178,12 @@ class ProposalViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [DecidesProposals]
     queryset = Proposal.objects.none()
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=[*Proposal.Status.values, "all"])])
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
     def get_queryset(self):
         rows = Proposal.objects.select_related("cluster", "decided_by").order_by("-novelty", "id")
         if self.action != "list":
             return rows
-        wanted = self.request.query_params.get("status", Proposal.Status.OPEN)
-        if wanted == "all":
-            return rows
-        if wanted not in Proposal.Status.values:
-            raise ValidationError({"status": f"one of {', '.join(Proposal.Status.values)} or all"})
-        return rows.filter(status=wanted)
+        wanted = query_params(ProposalFilter, self.request)["status"]
+        return rows if wanted == "all" else rows.filter(status=wanted)
 
     def _decide(self, serializer_class, request, decide):
         body = serializer_class(data=request.data)

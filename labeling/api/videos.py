@@ -1,12 +1,12 @@
 """REST API for integrators (token auth). Views are thin: services write, selectors read."""
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from labeling.api.schema import ContractMixin, query_params
 from labeling.models import IngestBatch, IngestItem, Keyframe, Video
 from labeling.roles import LabelsVideos
 from labeling.selectors import videos as video_selectors
@@ -67,10 +67,21 @@ class IngestBatchSerializer(serializers.ModelSerializer):
 
 
 class VideoUploadSerializer(serializers.Serializer):
-    file = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+    # min_length: the schema's minItems; allow_empty=False: the message.
+    file = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False, min_length=1,
                                  error_messages={"empty": "Attach at least one file in the `file` field."})
     title = serializers.CharField(max_length=255, required=False, allow_blank=True,
                                   help_text="title of the video when one file is uploaded")
+
+
+class VideoFilter(serializers.Serializer):
+    status = serializers.ChoiceField(Video.Status.choices, required=False)
+    source = serializers.ChoiceField(Video.Source.choices, required=False)
+    q = serializers.CharField(required=False, help_text="in the title or file name, or the start of the sha256")
+
+
+class SimilarParams(serializers.Serializer):
+    k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10, help_text="number of neighbours")
 
 
 class NeighbourSerializer(serializers.Serializer):
@@ -78,16 +89,15 @@ class NeighbourSerializer(serializers.Serializer):
     video = VideoSerializer()
 
 
-class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+@extend_schema_view(list=extend_schema(parameters=[VideoFilter]))
+class VideoViewSet(ContractMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = VideoSerializer
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # files: no form-encoded or JSON body can carry them
     permission_classes = [LabelsVideos]  # uploading needs a role; reading does not
 
     def get_queryset(self):
-        params = self.request.query_params
-        return video_selectors.video_list(
-            status=params.get("status", ""), q=params.get("q", ""), source=params.get("source", "")
-        ).prefetch_related("keyframes")
+        filters = query_params(VideoFilter, self.request) if self.action == "list" else {}
+        return video_selectors.video_list(**filters).prefetch_related("keyframes")
 
     @extend_schema(
         request=VideoUploadSerializer,
@@ -106,28 +116,18 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = IngestBatchSerializer(batch, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("k", int, description=f"number of neighbours, 1..{MAX_K} (default 10)")],
-        responses=NeighbourSerializer(many=True),
-    )
-    @action(detail=True, methods=["get"])
+    @extend_schema(parameters=[SimilarParams], responses=NeighbourSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
     def similar(self, request, pk=None):
         video = self.get_object()
-        try:
-            k = int(request.query_params.get("k", 10))
-        except ValueError:
-            raise ValidationError({"k": "must be an integer"}) from None
-        if not 1 <= k <= MAX_K:
-            raise ValidationError({"k": f"must be between 1 and {MAX_K}"})
-        neighbours = similar_videos(video, k=k)
+        neighbours = similar_videos(video, k=query_params(SimilarParams, request)["k"])
         data = NeighbourSerializer(neighbours, many=True, context={"request": request}).data
         return Response(data)
 
 
-class IngestBatchViewSet(viewsets.ReadOnlyModelViewSet):
+class IngestBatchViewSet(ContractMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = IngestBatchSerializer
     queryset = IngestBatch.objects.none()  # for the schema; get_queryset scopes to the user
 
     def get_queryset(self):
-        batches = IngestBatch.objects.prefetch_related("items")
-        return batches if self.request.user.is_staff else batches.filter(created_by=self.request.user)
+        return video_selectors.visible_batches(self.request.user).prefetch_related("items")

@@ -1,6 +1,7 @@
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from labeling.models import IngestBatch, IngestItem, Keyframe, Video
+from labeling.roles import can_manage_people
 
 
 def video_list(*, status: str = "", q: str = "", source: str = "") -> QuerySet[Video]:
@@ -43,3 +44,9 @@ def batch_progress(batch: IngestBatch) -> dict:
         "done": accepted == finished,
         "percent": round(100 * finished / accepted) if accepted else 100,
     }
+
+
+def visible_batches(user) -> QuerySet[IngestBatch]:
+    """Upload batches `user` may watch: their own; admins every one."""
+    batches = IngestBatch.objects.all()
+    return batches if can_manage_people(user) else batches.filter(created_by=user)

@@ -134,6 +134,11 @@ def hash_model_release_stale(*, older_than: timedelta = FIT_STALE) -> int:
     return stale.update(status=HashModel.Status.FAILED, error="The fit never finished (its worker or task was lost).")
 
 
+def hash_model_give_up(*, model_id: int, reason: str) -> None:
+    HashModel.objects.filter(pk=model_id, status=HashModel.Status.FITTING).update(
+        status=HashModel.Status.FAILED, error=reason[:2000])
+
+
 def hash_model_refit(*, method: str | None = None, n_bits: int | None = None) -> HashModel | None:
     """Claim, fit, re-encode everything, swap, here and now. None if another fit is claimed."""
     model = hash_model_claim(method=method, n_bits=n_bits)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from django.conf import settings
 
 from labeling import storage
 from labeling.models import Label, ModelVersion, Prediction, Video
@@ -29,8 +28,17 @@ def published_model() -> tuple[ModelVersion, LinearClassifier] | None:
     with _lock:
         if _loaded is None or _loaded[0] != key:
             path = storage.model_dir() / version.artefact
-            _loaded = (key, load_classifier(path, expected_sha256=version.checksum))
+            try:
+                _loaded = (key, load_classifier(path, expected_sha256=version.checksum))
+            except (OSError, ValueError) as exc:
+                raise ModelUnavailable(f"The published {version} cannot be loaded ({exc}); publish another "
+                                       "version.") from exc
         return version, _loaded[1]
+
+
+class ModelUnavailable(Exception):
+    """What serving needs on our side (the published artefact, stored features) cannot be read:
+    the server's fault, not the request's."""
 
 
 def _named(top: list[tuple[int, float]], names: dict[int, str]) -> list[dict]:
@@ -71,31 +79,26 @@ class PredictError(ValueError):
 def predict_video(video: Video) -> tuple[ModelVersion, list[dict]] | None:
     if video.status != Video.Status.READY:
         raise PredictError(f"Video #{video.pk} is {video.status}; only processed videos have features.")
-    result = predict_features(feature_store().get(np.array([video.pk])))
+    try:
+        features = feature_store().get(np.array([video.pk]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailable(f"The features of video #{video.pk} cannot be read ({exc}).") from exc
+    result = predict_features(features)
     return (result[0], result[1][0]) if result else None
 
 
-def predict_upload(stream) -> tuple[ModelVersion, list[dict]] | None:
-    """Predict on an uploaded file without storing it: a known file (same bytes) uses its stored
-    features, anything else is decoded in the sandbox and run through the CNN here."""
-    from labeling.services.ingest import TooLarge, copy_hashing
-    from labeling.services.processing import decode_limits, extractor
-    from ml.frames import VideoRejected, decode_video
+def predict_upload(*, stream, original_name: str, user) -> tuple[Video, tuple[ModelVersion, list[dict]] | None]:
+    """A file to predict on is stored like any upload: decoding and the CNN run on a worker, never in
+    the web process. Returns the video and, if it is already processed (the same bytes came before),
+    its prediction; otherwise None and the caller asks again once the video is ready."""
+    from labeling.services.ingest import ingest_batch_create, video_ingest_stream
 
-    limit = settings.CLIPMINE_MAX_UPLOAD_MB * 1024 * 1024
-    try:
-        tmp, sha, _ = copy_hashing(stream, limit)
-    except TooLarge:
-        raise PredictError(f"The file is larger than the {settings.CLIPMINE_MAX_UPLOAD_MB} MB limit.") from None
-    try:
-        known = Video.objects.filter(sha256=sha, status=Video.Status.READY).first()
-        if known:
-            return predict_video(known)
-        try:
-            decoded = decode_video(tmp, limits=decode_limits())
-        except VideoRejected as exc:
-            raise PredictError(exc.reason) from None
-        result = predict_features(extractor().video_feature(decoded.frames)[None, :])
-        return (result[0], result[1][0]) if result else None
-    finally:
-        tmp.unlink(missing_ok=True)
+    batch = ingest_batch_create(source=Video.Source.API, user=user)
+    result = video_ingest_stream(stream=stream, original_name=original_name, batch=batch, user=user)
+    if result.video is None:
+        raise PredictError(result.item.reason)
+    if result.video.status == Video.Status.REJECTED:
+        raise PredictError(result.video.status_reason)
+    if result.video.status != Video.Status.READY:
+        return result.video, None
+    return result.video, predict_video(result.video)

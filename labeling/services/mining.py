@@ -96,6 +96,11 @@ def mining_run_execute(*, run_id: int, on_progress=None) -> MiningRun:
     return run
 
 
+def mining_run_give_up(*, run_id: int, reason: str) -> None:
+    MiningRun.objects.filter(pk=run_id, status=MiningRun.Status.RUNNING).update(
+        status=MiningRun.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+
+
 def _execute(run: MiningRun, on_progress) -> None:
     started = time.perf_counter()
     _, ids, codes = codes_of(run.hash_model)

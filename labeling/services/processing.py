@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from labeling import storage
 from labeling.models import HashModel, Keyframe, Video
@@ -42,7 +43,7 @@ def video_process(*, video_id: int) -> bool:
     """
     claimed = Video.objects.filter(
         pk=video_id, status__in=[Video.Status.PENDING, Video.Status.PROCESSING]
-    ).update(status=Video.Status.PROCESSING)
+    ).update(status=Video.Status.PROCESSING, updated_at=timezone.now())  # when a stuck one counts as lost
     if not claimed:
         return False
     video = Video.objects.get(pk=video_id)
@@ -97,3 +98,9 @@ def video_process(*, video_id: int) -> bool:
 def _finish(video: Video, status: str, reason: str) -> None:
     # Only from processing: a duplicate delivery must not overwrite a finished result.
     Video.objects.filter(pk=video.pk, status=Video.Status.PROCESSING).update(status=status, status_reason=reason[:2000])
+
+
+def video_give_up(*, video_id: int, reason: str) -> None:
+    """Its processing never finished however often it was tried: failed, not retried by itself."""
+    Video.objects.filter(pk=video_id, status__in=[Video.Status.PENDING, Video.Status.PROCESSING]).update(
+        status=Video.Status.FAILED, status_reason=reason[:2000], updated_at=timezone.now())

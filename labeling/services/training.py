@@ -109,6 +109,11 @@ def model_train(*, version_id: int, publish_policy: str | None = None) -> ModelV
     return version
 
 
+def training_give_up(*, version_id: int, reason: str) -> None:
+    ModelVersion.objects.filter(pk=version_id, status=ModelVersion.Status.TRAINING).update(
+        status=ModelVersion.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+
+
 def _progress(version: ModelVersion, stage: str, fraction: float) -> None:
     ModelVersion.objects.filter(pk=version.pk).update(stage=stage, progress=fraction)
 
@@ -159,8 +164,16 @@ def _policy_publishes(version: ModelVersion, policy: str) -> bool:
 
 @transaction.atomic
 def model_publish(*, version: ModelVersion, user=None) -> ModelVersion:
-    """Make `version` the one that serves (publish or roll back to it); the old one is retired."""
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    """Make `version` the one that serves (publish or roll back to it); the old one is retired.
+
+    Publishes run one at a time: each locks every version that is or could be published (in id
+    order, so two never deadlock), so the second sees the first's result and retires it, where it
+    would otherwise break the one-published constraint."""
+    publishable = [ModelVersion.Status.CANDIDATE, ModelVersion.Status.RETIRED, ModelVersion.Status.PUBLISHED]
+    list(ModelVersion.objects.select_for_update().filter(status__in=publishable).order_by("pk").values_list("pk"))
+    version = ModelVersion.objects.get(pk=version.pk)
+    if version.status == ModelVersion.Status.PUBLISHED:
+        return version  # a second click, or two owners at once: it serves already
     if version.status not in (ModelVersion.Status.CANDIDATE, ModelVersion.Status.RETIRED):
         raise TrainingError(f"{version} is {version.status}; only trained versions can be published.")
     ModelVersion.objects.filter(status=ModelVersion.Status.PUBLISHED).update(status=ModelVersion.Status.RETIRED)

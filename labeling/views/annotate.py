@@ -5,7 +5,7 @@ Each action answers with the next item (the `item` partial): the page never relo
 are remembered in the session so they are not offered again to the same person; the claim is
 released so someone else may take them."""
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling.models import Annotation, Video
 from labeling.roles import can_edit_taxonomy, can_label, require
@@ -22,6 +22,7 @@ CHOICES = 9  # keys 1-9
 
 
 @require(can_label)
+@require_safe
 def annotate(request):
     return render(request, "labeling/annotate.html", _item_context(request))
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import trigger_client_event
 
 from labeling.models import HashModel
@@ -43,6 +43,7 @@ class FitForm(forms.Form):
 
 
 @login_required
+@require_safe
 def codes_page(request):
     if partial_wanted(request):
         return render(request, "labeling/codes.html#hash-models", _models(request))
@@ -50,6 +51,7 @@ def codes_page(request):
 
 
 @login_required
+@require_safe
 def fit_progress(request):
     """The polled partial. Once the watched model is done it shows the outcome and stops polling."""
     watched = _model_or_none(request.GET.get("watch"))

@@ -2,6 +2,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_safe
 
 from labeling import storage
 from labeling.models import Keyframe, Video
@@ -24,18 +25,21 @@ def _serve(relative: str, content_type: str, *, download_name: str | None = None
 
 
 @login_required
+@require_safe
 def keyframe_image(request, pk: int):
     keyframe = get_object_or_404(Keyframe, pk=pk)
     return _serve(keyframe.image, "image/jpeg")
 
 
 @login_required
+@require_safe
 def video_preview(request, pk: int):
     video = get_object_or_404(Video, pk=pk, status=Video.Status.READY)
     return _serve(video.preview, "video/webm")
 
 
 @login_required
+@require_safe
 def video_original(request, pk: int):
     # Only what decoding accepted as a video is handed back: a rejected file may be anything.
     video = get_object_or_404(Video, pk=pk, status=Video.Status.READY)

@@ -9,7 +9,7 @@ import math
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import trigger_client_event
 
 from labeling.models import ModelVersion
@@ -23,6 +23,7 @@ CHANGED = "models-changed"  # the client event that makes the list fetch itself 
 
 
 @login_required
+@require_safe
 def models_page(request):
     if partial_wanted(request):
         return render(request, "labeling/models.html#versions", _versions(request))
@@ -30,6 +31,7 @@ def models_page(request):
 
 
 @login_required
+@require_safe
 def training_progress(request):
     """The polled partial. Once the watched version is done it shows the outcome and stops polling."""
     watched = _version_or_none(request.GET.get("watch"))

@@ -3,7 +3,7 @@ superuser's); the refusal shows on that person's row."""
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling.roles import Role, can_manage_people, require, role_of
 from labeling.services.people import RoleError, role_grant
@@ -25,6 +25,7 @@ def _context(page, rows) -> dict:
 
 
 @require(can_manage_people)
+@require_safe
 def people(request):
     page = Paginator(_people(), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "labeling/people.html", _context(page, [_row(p) for p in page]))

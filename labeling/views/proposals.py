@@ -2,7 +2,7 @@
 evidence; its decision panel (all members, click to exclude) is loaded when opened."""
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling.models import Label, Proposal
 from labeling.roles import can_edit_taxonomy, require
@@ -16,6 +16,7 @@ PAGE_SIZE = 10
 
 
 @require(can_edit_taxonomy)
+@require_safe
 def proposal_list(request):
     page = Paginator(open_proposals(), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "cards": _cards(list(page)), "decided": decided_proposals(), "labels": offered_labels()}
@@ -23,6 +24,7 @@ def proposal_list(request):
 
 
 @require(can_edit_taxonomy)
+@require_safe
 def proposal_detail(request, pk: int):
     """The decision panel: a fragment for the list page, or a page of its own without JavaScript."""
     proposal = get_object_or_404(Proposal.objects.select_related("cluster"), pk=pk)

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling.models import Label
 from labeling.roles import can_edit_taxonomy, require
@@ -41,6 +41,7 @@ def partial_wanted(request) -> bool:
 
 
 @login_required
+@require_safe
 def taxonomy_page(request):
     selected = get_object_or_404(Label, pk=request.GET["label"]) if request.GET.get("label", "").isdigit() else None
     split = None
@@ -175,6 +176,7 @@ def _split_picker(label: Label, split: dict) -> dict:
 
 
 @login_required
+@require_safe
 def taxonomy_history(request, pk: int | None = None):
     label = get_object_or_404(Label, pk=pk) if pk else None
     page = Paginator(taxonomy_events(label=label), HISTORY_PAGE).get_page(request.GET.get("page"))

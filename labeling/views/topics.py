@@ -3,7 +3,7 @@ running one, and a cluster's members with bulk labelling."""
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling.models import Cluster, MiningRun
 from labeling.roles import can_label, require
@@ -18,6 +18,7 @@ PAGE_SIZE = 24
 
 
 @login_required
+@require_safe
 def topic_list(request):
     # `?run=` keeps paging through one run even if a newer one completes meanwhile.
     run_id = request.GET.get("run", "")
@@ -37,6 +38,7 @@ def _topics_page(request, run: MiningRun | None, **extra):
 
 
 @login_required
+@require_safe
 def mining_progress(request):
     """The polled partial: a running run's stage and progress, then an offer to show the new run."""
     shown = _run_or_none(request.GET.get("shown"))
@@ -71,6 +73,7 @@ def _run_or_none(value) -> MiningRun | None:
 
 
 @login_required
+@require_safe
 def cluster_detail(request, pk: int):
     cluster = get_object_or_404(Cluster.objects.select_related("run"), pk=pk)
     return render(request, "labeling/cluster_detail.html", _cluster_context(cluster))

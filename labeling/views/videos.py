@@ -1,9 +1,10 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from labeling.models import IngestBatch, Video
+from labeling.models import Video
 from labeling.roles import can_label, require
 from labeling.selectors import videos as video_selectors
 from labeling.selectors.similar import similar_videos
@@ -17,6 +18,7 @@ PAGE_SIZE = 48
 
 
 @login_required
+@require_safe
 def video_list(request):
     filters = {key: request.GET.get(key, "").strip() for key in ("status", "q", "source")}
     page = Paginator(video_selectors.video_list(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -30,6 +32,7 @@ def video_list(request):
 
 
 @login_required
+@require_safe
 def video_detail(request, pk: int):
     video = get_object_or_404(Video.objects.prefetch_related("keyframes"), pk=pk)
     if request.htmx:  # the status line polls while the video is processed
@@ -72,19 +75,25 @@ def video_retry_view(request, pk: int):
 
 
 @require(can_label)
+@require_http_methods(["GET", "POST"])
 def upload(request):
     if request.method == "POST":
         batch = ingest_batch_create(source=Video.Source.UPLOAD, user=request.user)
         for f in request.FILES.getlist("files"):
             video_ingest_stream(stream=f, original_name=f.name, batch=batch, user=request.user)
-        return batch_progress_view(request, batch.pk)
-    return render(request, "labeling/upload.html")
+        return _batch_progress(request, batch.pk)
+    limits = {"max_file_mb": settings.CLIPMINE_MAX_UPLOAD_MB, "max_request_mb": settings.CLIPMINE_MAX_REQUEST_MB}
+    return render(request, "labeling/upload.html", limits)
 
 
 @login_required
+@require_safe
 def batch_progress_view(request, pk: int):
-    batches = IngestBatch.objects.all() if request.user.is_staff else IngestBatch.objects.filter(created_by=request.user)
-    batch = get_object_or_404(batches, pk=pk)
+    return _batch_progress(request, pk)
+
+
+def _batch_progress(request, pk: int):
+    batch = get_object_or_404(video_selectors.visible_batches(request.user), pk=pk)
     items = batch.items.select_related("video").order_by("id")
     context = {"batch": batch, "progress": video_selectors.batch_progress(batch), "items": items}
     return render(request, "labeling/partials/_batch_progress.html", context)

@@ -17,12 +17,26 @@
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (!input.files.length) return;
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
-    xhr.setRequestHeader("HX-Request", "true");
+    // The server enforces the same limits while the body streams in; checking here first saves
+    // sending a large file only to have it refused.
+    const mb = 1024 * 1024;
+    const tooBig = [...input.files].filter((f) => f.size > form.dataset.maxFileMb * mb);
+    const total = [...input.files].reduce((sum, f) => sum + f.size, 0);
+    const refusal = tooBig.length
+      ? `${tooBig.map((f) => f.name).join(", ")}: larger than the ${form.dataset.maxFileMb} MB limit per file.`
+      : total > form.dataset.maxRequestMb * mb
+        ? `These files add up to more than ${form.dataset.maxRequestMb} MB: upload them in smaller groups.`
+        : "";
     bar.hidden = false;
     const fill = bar.querySelector(".bar");
     const label = bar.querySelector(".label");
+    if (refusal) {
+      label.textContent = refusal;
+      return;
+    }
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("HX-Request", "true");
     xhr.upload.addEventListener("progress", (e) => {
       if (!e.lengthComputable) return;
       const pct = Math.round((100 * e.loaded) / e.total);
@@ -31,7 +45,8 @@
     });
     xhr.addEventListener("load", () => {
       if (xhr.status >= 400) {
-        label.textContent = `Upload failed (${xhr.status})`;
+        const reason = xhr.getResponseHeader("Content-Type")?.startsWith("text/plain") ? `: ${xhr.responseText}` : "";
+        label.textContent = `Upload failed (${xhr.status})${reason}`;
         return;
       }
       label.textContent = "Uploaded";

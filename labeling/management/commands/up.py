@@ -1,4 +1,7 @@
-"""Everything for a demo in one process tree: web server, Celery worker and beat, demo corpus."""
+"""clipmine on one machine: `setup`, then gunicorn, a Celery worker and Celery beat as supervised
+child processes. With --demo (DEBUG only) also demo accounts, the demo corpus, a taxonomy and topics."""
+import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -8,7 +11,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from tqdm import tqdm
 
@@ -29,45 +32,73 @@ ANNOTATOR, ANNOTATOR_PASSWORD = "annie", "clipmine-annie"  # annotator: labels, 
 DEMO_LABELLED_TOPICS = 6  # the other topics are left for mining to propose as new classes
 DEMO_LABELLED_PER_TOPIC = 12
 REFIT_WAIT_S = 300
+# Longer than gunicorn's graceful_timeout (webapp/gunicorn.conf.py), so the web server ends itself;
+# a worker still busy then is killed, and acks_late puts its task back on the queue.
+STOP_TIMEOUT_S = 30
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 class Command(BaseCommand):
-    help = "Migrate, build and ingest the demo corpus through a worker, and serve the web app."
+    help = ("Run `setup`, then serve: gunicorn, a Celery worker and beat, stopped together. "
+            "--demo (DEBUG only) adds demo accounts, builds and ingests the demo corpus and mines it.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--addr", default=os.environ.get("CLIPMINE_BIND", "127.0.0.1:8000"))
         parser.add_argument("--concurrency", type=int, default=int(os.environ.get("CLIPMINE_WORKER_CONCURRENCY", 2)))
-        parser.add_argument("--no-demo", action="store_true", help="skip building and ingesting the demo corpus")
+        parser.add_argument("--demo", action="store_true",
+                            help="demo accounts (published passwords), corpus, taxonomy and topics; DEBUG only")
 
-    def handle(self, *args, addr, concurrency, no_demo, **options):
-        call_command("migrate", interactive=False, verbosity=0)
-        self._demo_user()
-        children = [self._start_worker(concurrency), self._start_web(addr)]
-        try:
+    def handle(self, *args, addr, concurrency, demo, **options):
+        if demo and not settings.DEBUG:
+            raise CommandError("--demo needs DEBUG=true: the demo accounts have published passwords, "
+                               "so they are never created on a production start")
+        call_command("setup", verbosity=options["verbosity"])
+        if demo:
+            self._demo_users()
+        with Supervisor(cwd=settings.BASE_DIR) as children:
+            try:
+                children.start("web", self._web_command(addr))
+                children.start("worker", self._worker_command(concurrency), env=self._worker_env(concurrency))
+                children.start("beat", self._beat_command())
+                self._announce(addr, demo)
+                children.wait()
+            except Stopped as stop:
+                self.stderr.write(f"{stop.reason}: stopping web, worker and beat")
+                if stop.failed:
+                    raise CommandError(stop.reason) from None
+
+    def _announce(self, addr: str, demo: bool) -> None:
+        url = f"http://{addr}/"
+        if demo:
             logins = f"login: {DEMO_USER} / {DEMO_PASSWORD} (admin), {ANNOTATOR} / {ANNOTATOR_PASSWORD} (annotator)"
-            self.stdout.write(self.style.SUCCESS(f"\nclipmine: http://{addr}/   {logins}\n"))
-            if not no_demo:
-                truth = self._ingest_demo()
-                self._seed_taxonomy(truth)
-                self._mine()
-                self.stdout.write(self.style.SUCCESS(f"demo ready: http://{addr}/   {logins}"))
-            self.stdout.write("Ctrl-C stops the server and the worker.")
-            while all(child.poll() is None for child in children):
-                time.sleep(1)
-            self.stderr.write("a child process stopped; shutting down")
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            self.stdout.write(self.style.SUCCESS(f"\nclipmine: {url}   {logins}\n"))
+            truth = self._ingest_demo()
+            self._seed_taxonomy(truth)
+            self._mine()
+            self.stdout.write(self.style.SUCCESS(f"demo ready: {url}   {logins}"))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"\nclipmine: {url}"))
+            if not get_user_model().objects.exists():
+                self.stdout.write("no accounts yet: `python manage.py createsuperuser`, then grant roles in the app")
+        self.stdout.write("Ctrl-C (or SIGTERM) stops the web server, the worker and beat.")
 
-    def _demo_user(self):
+    def _web_command(self, addr: str) -> list[str]:
+        conf = settings.BASE_DIR / "webapp" / "gunicorn.conf.py"
+        return [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", addr, "webapp.wsgi"]
+
+    def _worker_command(self, concurrency: int) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--loglevel", "WARNING",
+                "--concurrency", str(concurrency)]
+
+    def _beat_command(self) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "webapp", "beat", "--loglevel", "WARNING"]
+
+    def _worker_env(self, concurrency: int) -> dict[str, str]:
+        # Each worker process runs the CNN; share the cores between them instead of oversubscribing.
+        return {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // concurrency))}
+
+    def _demo_users(self):
         User = get_user_model()
         user, created = User.objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True})
         if created:
@@ -78,17 +109,6 @@ class Command(BaseCommand):
             annie.set_password(ANNOTATOR_PASSWORD)
             annie.save()
             role_grant(user=annie, role=Role.ANNOTATOR)
-
-    def _start_worker(self, concurrency: int) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--beat", "--loglevel", "WARNING",
-               "--concurrency", str(concurrency), "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]
-        # Each worker process runs the CNN; share the cores between them instead of oversubscribing.
-        threads = str(max(1, (os.cpu_count() or 1) // concurrency))
-        return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": threads})
-
-    def _start_web(self, addr: str) -> subprocess.Popen:
-        cmd = [sys.executable, "manage.py", "runserver", addr, "--noreload", "--skip-checks"]
-        return subprocess.Popen(cmd, cwd=settings.BASE_DIR)
 
     def _ingest_demo(self):
         truth = build_demo_corpus(demo_dir())
@@ -136,3 +156,102 @@ class Command(BaseCommand):
                 bar.set_postfix_str(run.stage)
                 bar.update(round(100 * run.progress) - bar.n)
         self.stdout.write(f"mining: {run.clusters.count()} topics, {run.stats.get('proposals', 0)} new-class proposals")
+
+
+class Stopped(BaseException):
+    """Raised in the main thread, wherever it is (the demo flow too), to stop every child.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it."""
+
+    def __init__(self, reason: str, *, failed: bool):
+        super().__init__(reason)
+        self.reason, self.failed = reason, failed
+
+
+class Supervisor:
+    """Starts children and stops them together: on SIGTERM or SIGINT, when one of them exits, or
+    on any error in between.
+
+    Each child leads a process group of its own, so a terminal's Ctrl-C reaches only `up`, which
+    asks each child to stop (gunicorn and Celery then stop their own workers and pool), waits,
+    and kills whatever is left in the group. Children also get SIGTERM if `up` itself is killed."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+
+    def __init__(self, *, cwd):
+        self.cwd = cwd
+        self.children: dict[str, subprocess.Popen] = {}
+        self._requested = ""  # name of the stop signal received, if any
+        self._armed = False  # whether a handler may raise Stopped now
+        self._previous = {}
+
+    def __enter__(self):
+        self._previous = {signum: signal.signal(signum, self._on_signal) for signum in self._SIGNALS}
+        self._armed = True
+        return self
+
+    def __exit__(self, *exc_info):
+        self._armed = False  # from here on signals are only noted: the children get stopped regardless
+        self._stop_children()
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def start(self, name: str, cmd: list[str], **popen_kwargs) -> None:
+        # Not interrupted between fork and bookkeeping, so no child is ever started untracked.
+        self._armed = False
+        try:
+            self.children[name] = subprocess.Popen(
+                cmd, cwd=self.cwd, process_group=0, preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+                **popen_kwargs)
+        finally:
+            self._armed = True
+        self._raise_if_stopping()
+
+    def wait(self) -> None:
+        """Until a stop signal or a child's exit raises Stopped (polling too, in case a SIGCHLD
+        came while disarmed)."""
+        while True:
+            self._raise_if_stopping()
+            time.sleep(1)
+
+    def _on_signal(self, signum, frame):
+        if signum != signal.SIGCHLD:
+            self._requested = signal.Signals(signum).name
+        if self._armed:
+            self._raise_if_stopping()
+
+    def _raise_if_stopping(self) -> None:
+        if self._requested:
+            raise Stopped(f"{self._requested} received", failed=False)
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                raise Stopped(f"{name} exited with code {child.returncode}", failed=True)
+
+    def _stop_children(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _kill_group(child.pid)  # the child if it is still there, and anything it left behind
+            child.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is empty: everything stopped by itself
+        pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """Runs in the child before exec: SIGTERM when `up` dies, even by SIGKILL (Linux only)."""
+    if _LIBC is None:
+        return
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # `up` died before prctl: nobody is left to stop this child
+        os._exit(1)
