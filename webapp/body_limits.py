@@ -13,11 +13,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.files import uploadhandler
 from django.core.files.uploadedfile import TemporaryUploadedFile
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from knox.auth import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from labeling.roles import can_label
+from webapp.error_responses import error_response
 
 MB = 1024 * 1024
 
@@ -99,9 +100,7 @@ class RequestBodyLimitMiddleware:
 
 def too_large(request, message: str) -> HttpResponse:
     # The server closes the connection itself: the rest of the body is never read.
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": message}, status=413)
-    return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    return error_response(request, message, 413)
 
 
 def _content_length(request) -> int:

@@ -1,7 +1,9 @@
 """django-axes hooks (settings AXES_CLIENT_IP_CALLABLE, AXES_LOCKOUT_CALLABLE): whose address a
 failed sign-in counts against, and what a locked-out client is told."""
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
+
+from webapp.error_responses import error_response
 
 
 def client_ip(request) -> str | None:
@@ -19,6 +21,4 @@ def client_ip(request) -> str | None:
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     message = f"Too many failed sign-ins: locked out for {minutes} minutes. An admin can lift the lockout."
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": message}, status=429)
-    return HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
+    return error_response(request, message, 429)

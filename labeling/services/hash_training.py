@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from labeling import dispatch
 from labeling.models import Annotation, HashModel, Video, VideoCode
 from labeling.services.hashing import feature_store, keyframe_store, write_artefact
 from labeling.services.index import index_snapshot_build
@@ -102,11 +103,9 @@ def hash_model_claim(*, method: str | None = None, n_bits: int | None = None,
 def hash_model_enqueue(*, trigger: str, user=None, method: str | None = None,
                        n_bits: int | None = None) -> HashModel | None:
     """Claim a fit and start it on a worker once this transaction commits; None if one is running."""
-    from labeling.tasks import hash_model_fit  # tasks import this module
-
     model = hash_model_claim(method=method, n_bits=n_bits, trigger=trigger, user=user)
     if model is not None:
-        transaction.on_commit(lambda: hash_model_fit.delay(model.pk))
+        dispatch.start("hash_model_fit", model.pk)
     return model
 
 

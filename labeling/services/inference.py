@@ -9,6 +9,7 @@ import numpy as np
 from labeling import storage
 from labeling.models import Label, ModelVersion, Prediction, Video
 from labeling.services.hashing import feature_store
+from labeling.services.ingest import ingest_batch_create, video_ingest_stream
 from ml.classifier import LinearClassifier, load_classifier
 
 TOP_K = 5
@@ -91,8 +92,6 @@ def predict_upload(*, stream, original_name: str, user) -> tuple[Video, tuple[Mo
     """A file to predict on is stored like any upload: decoding and the CNN run on a worker, never in
     the web process. Returns the video and, if it is already processed (the same bytes came before),
     its prediction; otherwise None and the caller asks again once the video is ready."""
-    from labeling.services.ingest import ingest_batch_create, video_ingest_stream
-
     batch = ingest_batch_create(source=Video.Source.API, user=user)
     result = video_ingest_stream(stream=stream, original_name=original_name, batch=batch, user=user)
     if result.video is None:

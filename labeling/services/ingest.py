@@ -13,7 +13,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from labeling import storage
+from labeling import dispatch, storage
 from labeling.models import IngestBatch, IngestItem, Video
 
 CHUNK = 1024 * 1024
@@ -85,7 +85,7 @@ def video_ingest_stream(
                     batch=batch, video=video, original_name=name, outcome=IngestItem.Outcome.ACCEPTED
                 )
                 os.replace(tmp, final)
-                transaction.on_commit(lambda: _enqueue_processing(video.pk))
+                dispatch.start("video_process", video.pk)
         except IntegrityError:
             # Another process stored the same bytes between our lookup and our insert.
             return _duplicate(batch, name, Video.objects.get(sha256=sha))
@@ -126,12 +126,6 @@ def _duplicate(batch: IngestBatch, name: str, video: Video) -> IngestResult:
     return IngestResult(item, video)
 
 
-def _enqueue_processing(video_id: int) -> None:
-    from labeling.tasks import video_process
-
-    video_process.delay(video_id)
-
-
 def iter_video_files(paths: list[Path]):
     """Files given directly, and every entry under given folders (recursive, sorted), hidden ones
     aside. Symbolic links are yielded, never followed (not even into folders), so that
@@ -156,5 +150,5 @@ def video_retry(*, video: Video) -> None:
         status=Video.Status.PENDING, status_reason=""
     )
     if updated:
-        transaction.on_commit(lambda: _enqueue_processing(video.pk))
+        dispatch.start("video_process", video.pk)
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from labeling import dispatch
 from labeling.models import Cluster, ClusterMember, HashModel, MiningRun, VideoCode
 from labeling.services.index import codes_of
 from labeling.services.proposals import proposals_create
@@ -65,12 +66,10 @@ def mining_run_start(*, trigger: str, requested_by=None, if_changed: bool = Fals
 
 def mining_run_enqueue(*, trigger: str, user=None) -> MiningRun:
     """Start a run on a worker (once this transaction commits). MiningError if it cannot start."""
-    from labeling.tasks import mining_run  # tasks import this module
-
     run = mining_run_start(trigger=trigger, requested_by=user)
     if run is None:
         raise AlreadyRunning()
-    transaction.on_commit(lambda: mining_run.delay(run.pk))
+    dispatch.start("mining_run", run.pk)
     return run
 
 

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeling import storage
+from labeling import dispatch, storage
 from labeling.models import Annotation, DataSplit, ModelVersion, Video
 from labeling.services.hashing import feature_store
 from labeling.services.taxonomy import taxonomy_version
@@ -43,11 +43,9 @@ def training_claim(*, trigger: str, user=None) -> ModelVersion | None:
 
 def training_enqueue(*, trigger: str, user=None) -> ModelVersion | None:
     """Claim and start a training on a worker once this transaction commits; None if one runs."""
-    from labeling.tasks import model_train  # tasks import this module
-
     version = training_claim(trigger=trigger, user=user)
     if version is not None:
-        transaction.on_commit(lambda: model_train.delay(version.pk))
+        dispatch.start("model_train", version.pk)
     return version
 
 
@@ -179,7 +177,5 @@ def model_publish(*, version: ModelVersion, user=None) -> ModelVersion:
     ModelVersion.objects.filter(status=ModelVersion.Status.PUBLISHED).update(status=ModelVersion.Status.RETIRED)
     version.status, version.published_at, version.published_by = ModelVersion.Status.PUBLISHED, timezone.now(), user
     version.save(update_fields=["status", "published_at", "published_by"])
-    from labeling.tasks import predictions_refresh  # tasks import this module
-
-    transaction.on_commit(lambda: predictions_refresh.delay(version.pk))
+    dispatch.start("predictions_refresh", version.pk)
     return version
