@@ -49,6 +49,7 @@ def test_annotator_labels_by_keyboard_then_an_owner_retrains_on_a_worker(page, s
     annie = sign_in("annie", Role.ANNOTATOR)
 
     page.get_by_role("link", name="Label", exact=True).click()
+    page.wait_for_load_state("load")  # the deferred key handlers are attached: no key is lost
     item = page.locator("#item")
     status = item.get_by_role("status")
 
