@@ -3,8 +3,9 @@
 A representation gives every evaluated video a vector compared by one metric: float vectors
 (features, classifier outputs) by cosine similarity, packed binary codes by Hamming distance.
 They are all built in `representations`, over the truth set's videos followed by the repost
-queries, and each is scored both for retrieval (mAP@k over the truth set alone) and for repost
-detection (reposts against the truth set): a new representation is one more entry there.
+queries, and each is scored both for retrieval (mAP@k over the truth set alone, in both of
+ml.evaluation's conventions) and for repost detection (reposts against the truth set): a new
+representation is one more entry there.
 
 Deep codes are fitted here on the database's ready videos (the `TrainingSet`), once without labels
 and once with the labels the database holds. mAP is therefore also given over the "unseen" truth
@@ -20,7 +21,7 @@ import numpy as np
 
 from labeling.models import HashModel, VideoCode
 from labeling.services.inference import published_model
-from ml.evaluation import Metric, repost_top1, retrieval_map_cosine, retrieval_map_hamming
+from ml.evaluation import MAP_CONVENTIONS, Metric, repost_top1, retrieval_map_cosine, retrieval_map_hamming
 from ml.features import FEATURE_DIM
 from ml.hashing import ITQHasher, LSHHasher
 
@@ -117,7 +118,7 @@ def deep_representations(features: np.ndarray, training: TrainingSet) -> list[Re
 
 
 def map_rows(reps: list[Representation], labels: np.ndarray, unseen: np.ndarray) -> list[dict]:
-    """mAP@k of each representation over the truth set (its first len(labels) rows), and over the
+    """Both mAP@k of each representation over the truth set (its first len(labels) rows), and over the
     truth videos in `unseen` (a mask: those whose labels nothing was trained on)."""
     rows = []
     for rep in reps:
@@ -152,15 +153,21 @@ def _width(rows: list[dict], title: str) -> int:
 
 
 def map_table(rows: list[dict]) -> list[str]:
+    """A group of columns per mAP convention, named as in the JSON, with their definitions below."""
     width = _width(rows, "representation")
-    columns = [f"map@{k}" for k in KS] + [f"unseen_map@{k}" for k in KS]
-    titles = [f"mAP@{k}" for k in KS] + [f"unseen@{k}" for k in KS]
-    header = f"{'representation':<{width}} {'bytes/video':>11} " + " ".join(f"{t:>9}" for t in titles)
-    lines = [header, "-" * len(header)]
+    lead = f"{'representation':<{width}} {'bytes/video':>11} "
+    names = [name.replace("map", "mAP") for name in MAP_CONVENTIONS]
+    per_group = [(prefix, k) for prefix in ("", "unseen_") for k in KS]
+    columns = [f"{prefix}map@{k}{name.removeprefix('map@k')}" for name in MAP_CONVENTIONS for prefix, k in per_group]
+    titles = [f"{prefix.rstrip('_')}@{k}" for _ in names for prefix, k in per_group]
+    above = " " * len(lead) + " ".join(f" {name} ".center(11 * len(per_group) - 1, "-") for name in names)
+    header = lead + " ".join(f"{t:>10}" for t in titles)
+    lines = [above, header, "-" * len(header)]
     for row in rows:
-        scores = " ".join(f"{row[c]:>9.3f}" if c in row else f"{'-':>9}" for c in columns)
+        scores = " ".join(f"{row[c]:>10.3f}" if c in row else f"{'-':>10}" for c in columns)
         lines.append(f"{row['representation']:<{width}} {row['bytes_per_video']:>11} {scores}")
-    return lines
+    return lines + [f"{name}: {meaning}" for name, meaning in zip(names, MAP_CONVENTIONS.values())] + [
+        "unseen: over the truth videos whose labels nothing was trained on"]
 
 
 def repost_table(rows: list[dict]) -> list[str]:

@@ -1,13 +1,28 @@
 """Retrieval and clustering metrics against ground-truth labels (used by `manage.py evaluate`).
 
-Average precision at k, as used here: for a query with R relevant items in the database (items
-sharing its label, the query itself excluded) and a ranked list of its neighbours,
+Average precision at k, for a query with R relevant items in the database (items sharing its
+label, the query itself excluded) and a ranked list of its neighbours:
 
-    AP@k = (1 / min(k, R)) * sum over i <= k with neighbour i relevant of precision@i
+    AP@k = (1 / N) * sum over i <= k with neighbour i relevant of precision@i
 
-where precision@i is the fraction of relevant items among the first i neighbours. A perfect
-ranking scores 1.0 even when R < k. mAP@k is the mean over queries with R > 0; a query whose
-label nobody else has cannot be answered and is left out (nan when no query is left).
+where precision@i is the fraction of relevant items among the first i neighbours. Papers differ
+in N, so every mAP@k is given in two conventions, both from the same ranking:
+
+- "map@k": N = min(k, R). A perfect ranking (every relevant item before any other) scores 1.0,
+  even when R < k; a ranking that leaves relevant items out of its first k is penalised for them.
+  The usual information-retrieval and recommender definition (e.g. `apk` of Kaggle's ml_metrics).
+- "map@k_retrieved": N = the relevant items among the first k, and a query with none scores 0.
+  The convention of the deep-hashing papers, whose tables (DPSH, HashNet, and the ITQ, LSH, ...
+  baselines beside them: mAP@1000 on ImageNet, mAP@5000 on NUS-WIDE and COCO) come from code
+  like HashNet's own (thuml/HashNet, which leaves a query with no hit out instead of scoring it 0)
+  and `CalcTopMap` of DeepHash-pytorch. It judges only the order of what was found: a perfect
+  ranking scores 1.0, and so does any whose hits all come before its misses, however few (one
+  is enough); it is never below map@k.
+
+When k reaches the whole database (n - 1 neighbours) every relevant item is retrieved and the two
+agree (the full-ranking mAP these papers often give on CIFAR-10). mAP@k is the mean over queries
+with R > 0; a query whose label nobody else has cannot be answered and is left out (nan when no
+query is left).
 
 Rankings are leave-one-out: every item queries all the others, by exact brute force, and ties
 are broken by the lower index so the figures are reproducible.
@@ -24,12 +39,18 @@ from sklearn.metrics import normalized_mutual_info_score
 
 CHUNK_ELEMENTS = 1 << 22  # queries x database per block: 32 MB per int64 array, ~100 MB peak
 Metric = Literal["hamming", "cosine"]
+MAP_CONVENTIONS = {  # how the two figures `map_at_k` gives for each k are normalised
+    "map@k": "AP@k / min(k, R), R = the query's relevant items in the database",
+    "map@k_retrieved": "AP@k / the relevant items among the query's first k neighbours (0 if none), "
+                       "as hashing papers report mAP",
+}
 
 
 def map_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray, k: int,
-             n_relevant: np.ndarray) -> float:
-    """mAP@k of ranked neighbour labels (n, >=k or all there are) for queries labelled
-    `query_labels` (n,), where `n_relevant[q]` is how many database items share q's label."""
+             n_relevant: np.ndarray) -> dict[str, float]:
+    """{"map@k": ..., "map@k_retrieved": ...} (k filled in) of ranked neighbour labels (n, >=k or
+    all there are) for queries labelled `query_labels` (n,), where `n_relevant[q]` is how many
+    database items share q's label."""
     neighbour_labels = np.asarray(neighbour_labels)[:, :k]
     query_labels, n_relevant = np.asarray(query_labels), np.asarray(n_relevant)
     if not (len(neighbour_labels) == len(query_labels) == len(n_relevant)):
@@ -38,18 +59,22 @@ def map_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray, k: int,
         raise ValueError("k must be at least 1")
     answerable = n_relevant > 0
     if not answerable.any():
-        return float("nan")
+        return {f"map@{k}": float("nan"), f"map@{k}_retrieved": float("nan")}
     hits = neighbour_labels[answerable] == query_labels[answerable, None]
     precision = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-    ap = (precision * hits).sum(axis=1) / np.minimum(k, n_relevant[answerable])
-    return float(ap.mean())
+    total = (precision * hits).sum(axis=1)
+    retrieved = hits.sum(axis=1)
+    return {f"map@{k}": float((total / np.minimum(k, n_relevant[answerable])).mean()),
+            # No hit: total is 0, and so is the AP.
+            f"map@{k}_retrieved": float((total / np.maximum(retrieved, 1)).mean())}
 
 
 def retrieval_map_hamming(codes: np.ndarray, labels: np.ndarray,
                           ks: tuple[int, ...] = (10, 100)) -> dict[str, float]:
     """Leave-one-out mAP@k of packed binary codes (n, bytes) uint8 ranked by Hamming distance.
 
-    Returns {"map@10": ..., "map@100": ...}.
+    Returns both conventions for each k: {"map@10": ..., "map@10_retrieved": ..., "map@100": ...,
+    "map@100_retrieved": ...}.
     """
     signs = _signs(codes)
 
@@ -63,7 +88,7 @@ def retrieval_map_cosine(features: np.ndarray, labels: np.ndarray,
                          ks: tuple[int, ...] = (10, 100)) -> dict[str, float]:
     """Leave-one-out mAP@k of float features (n, d) ranked by cosine similarity, highest first.
 
-    A zero vector is as similar (0) to everything; returns {"map@10": ..., "map@100": ...}.
+    A zero vector is as similar (0) to everything; returns what `retrieval_map_hamming` does.
     """
     unit = _unit(features)
 
@@ -108,7 +133,7 @@ def _float_order_key(x: np.ndarray) -> np.ndarray:
 
 def _leave_one_out_map(distances, n: int, labels: np.ndarray,
                        ks: tuple[int, ...]) -> dict[str, float]:
-    """mAP@k for each k, given `distances(rows)`: non-negative int64 distances (len(rows), n)."""
+    """Both mAP@k for each k, given `distances(rows)`: non-negative int64 distances (len(rows), n)."""
     labels = np.asarray(labels)
     if len(labels) != n:
         raise ValueError(f"{n} items but {len(labels)} labels")
@@ -122,8 +147,8 @@ def _leave_one_out_map(distances, n: int, labels: np.ndarray,
     for start in range(0, n, step):
         rows = slice(start, min(start + step, n))
         neighbours[rows] = _nearest(distances(rows), start, depth)
-    n_relevant = counts[label_ids] - 1
-    return {f"map@{k}": map_at_k(label_ids[neighbours], label_ids, k, n_relevant) for k in ks}
+    ranked, n_relevant = label_ids[neighbours], counts[label_ids] - 1
+    return {key: value for k in ks for key, value in map_at_k(ranked, label_ids, k, n_relevant).items()}
 
 
 def _nearest(dist: np.ndarray, first_query: int, depth: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from labeling.models import HashModel, IndexSnapshot, ModelVersion, Video
 from labeling.services import taxonomy, training
 from labeling.services.annotations import videos_annotate
 from ml.demo import build_demo_corpus, read_truth
+from ml.evaluation import MAP_CONVENTIONS
 from ml.reposts import KINDS
 from tests.factories import VideoFactory
 from tests.videos import write_clip
@@ -85,7 +86,11 @@ def test_evaluate_ingests_what_is_missing_and_writes_json(tmp_path, truth_csv, s
     # Clips of one texture are each other's nearest neighbours in feature space.
     assert rows["float features"]["map@10"] > 0.9
     assert all(0 <= r["map@10"] <= 1 and 0 <= r["map@100"] <= 1 for r in report["rows"])
-    assert "mAP@10" in out and "float features" in out
+    # Both conventions, named alike in the JSON and the table; with k above the other 5 videos,
+    # every relevant one is retrieved and the two agree.
+    assert report["map_conventions"] == MAP_CONVENTIONS
+    assert all(r[f"map@{k}_retrieved"] == r[f"map@{k}"] for r in report["rows"] for k in (10, 100))
+    assert "mAP@k_retrieved" in out and "@100" in out and "float features" in out
     clusters = report["clusters"]
     assert (clusters["topics"], clusters["clustered"], clusters["purity"], clusters["nmi"]) == (2, 1.0, 1.0, 1.0)
     assert "purity 1.0, NMI 1.0" in out
@@ -128,7 +133,7 @@ def test_evaluate_reposts_and_the_classifier_row(tmp_path, settings, django_user
     assert "top-1 rate of reposts" in out and "no published classifier" in out
     assert not any(r["representation"].startswith("classifier") for r in report["rows"])
     # Nothing is labelled yet: every truth video is unseen by training.
-    assert all(r["unseen_map@10"] == r["map@10"] for r in report["rows"])
+    assert all(r[f"unseen_{key}"] == r[key] for r in report["rows"] for key in ("map@10", "map@10_retrieved"))
     assert report["storage"] == {"code": 8, "database_code_column": 8.0, "index_snapshot": None,
                                  "float_features": 5120}
 

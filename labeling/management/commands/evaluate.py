@@ -23,15 +23,16 @@ from labeling.services.processing import video_process
 from labeling.services.training import labelled_videos
 from ml.demo import read_truth
 from ml.features import FEATURE_DIM
-from ml.evaluation import cluster_purity, nmi
+from ml.evaluation import MAP_CONVENTIONS, cluster_purity, nmi
 from ml.index import HammingIndex
 from ml.reposts import make_reposts, spread_over_labels
 from ml.topics import mine_topics
 
 
 class Command(BaseCommand):
-    help = ("Measure retrieval quality (mAP@10, mAP@100) of the codes, the float features and the classifier's "
-            "output against a truth CSV; with --reposts, also how well edited copies find their original.")
+    help = ("Measure retrieval quality (mAP@10, mAP@100, each normalised by min(k, R) and, as hashing papers do, "
+            "by the relevant items retrieved) of the codes, the float features and the classifier's output against "
+            "a truth CSV; with --reposts, also how well edited copies find their original.")
 
     def add_arguments(self, parser):
         parser.add_argument("--truth", type=Path, required=True, help="CSV with columns path,label")
@@ -128,6 +129,7 @@ class Command(BaseCommand):
         report = {
             "index": {"kind": index.kind_for(ready), "videos_indexed": ready,
                       "exact_threshold": settings.CLIPMINE_INDEX_EXACT_THRESHOLD},
+            "map_conventions": MAP_CONVENTIONS,
             "rows": map_rows(reps, labels, unseen=~np.isin(ids, labelled_ids)),
             "labelled_in_database": len(labelled_ids),
             "storage": storage_per_video(stored[0]) if stored else None,
