@@ -90,7 +90,9 @@ class HashModel(models.Model):
     """A fitted hasher. Codes of different hash models never meet in one index."""
 
     class Method(models.TextChoices):
+        AUTO = "auto", "auto (measured at fit time)"  # a claim's until the fit has chosen
         ITQ = "itq", "PCA + ITQ"
+        WITQ = "witq", "whitened PCA + ITQ"
         LSH = "lsh", "random-projection LSH"
         DEEP = "deep", "deep hashing"
 
@@ -122,6 +124,9 @@ class HashModel(models.Model):
     stage = models.CharField(max_length=32, blank=True)
     progress = models.FloatField(default=0.0)
     fit_seconds = models.FloatField(null=True, blank=True)
+    # For a method chosen by measurement (auto): the criterion, each candidate's score on the
+    # held-back slice and its size (ml.hash_choice); empty when the method was asked for.
+    selection = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -14,7 +14,7 @@ import resource
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,6 +26,11 @@ MAX_ANALYSED = 400       # ...but no more per clip, so long clips stay cheap
 HIST_SIZE = (64, 64)     # histograms come from a small copy: colour matters here, not detail
 CUT_DISTANCE = 0.35      # Bhattacharyya distance between consecutive samples that means a cut
 DRIFT_DISTANCE = 0.5     # ...or from the shot's first sample: a slow pan or fade ends a shot too
+DARK_MEAN, BRIGHT_MEAN = 12, 243  # mean luminance (0-255) outside these: a black or white-out frame
+FLAT_STD = 1.0           # luminance std below this: a blank frame (synthetic tinted textures have ~2)
+FADE_RATIO = 0.5         # contrast below this share of the best within FADE_WINDOW_S: mid-fade
+FADE_WINDOW_S = 1.0
+KEYFRAME_SPACING_S = 0.8  # the clip is cut into cells this long at least, one keyframe each: 4 s -> 5
 MAX_PREVIEW_FPS = 10.0
 MAX_ASPECT = 4           # thumbnails and preview are at most this many times taller than wide
 JPEG_QUALITY = 85
@@ -40,12 +45,21 @@ class Rejected(Exception):
     """The file itself is unacceptable; the message is the reason shown to people."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Keyframe:
     index: int
+    shot: int                # number of its shot in the clip
+    contrast: float          # std of the luminance: a fade scales it down
     rgb: np.ndarray          # (224, 224, 3), whole frame resized, for the CNN
     thumbnail: np.ndarray    # BGR, thumb size
     detail: float            # variance of the Laplacian: low for black, flat or blurred frames
+
+
+@dataclass(eq=False)
+class Shot:
+    first: int               # frame index of its first sample
+    last: int                # ...and of its last so far
+    candidates: list[Keyframe] = field(default_factory=list)  # of its own, the last two
 
 
 class Stopwatch:
@@ -112,16 +126,17 @@ def decode(job: dict) -> dict:
     preview = None
     if job["preview"]:
         preview = Preview(fps, _fit(width, height, limits["preview_width"]), limits["preview_seconds"])
-    shots = ShotDetector(limits["max_keyframes"], _fit(width, height, limits["thumb_width"]))
+    thumb_size = _fit(width, height, limits["thumb_width"])
+    selector = KeyframeSelector(limits["max_keyframes"], thumb_size, fps, header_frames)
     clock = Stopwatch()
     with clock("decode"):
-        frame_count = _scan(cap, fps, header_frames, limits, shots, preview, clock)
+        frame_count = _scan(cap, fps, header_frames, limits, selector, preview, clock)
     # _scan's own clock ran inside "decode": what is left of it is decoding proper.
     clock.seconds["decode"] -= clock.seconds["keyframes"] + clock.seconds["preview"]
     with clock("preview"):
         has_preview = preview is not None and preview.finish()
     with clock("keyframes"):
-        result = _write_outputs(shots.keyframes(), has_preview, {
+        result = _write_outputs(selector.keyframes(), has_preview, {
             "container": job["container"], "width": width, "height": height, "fps": fps,
             "frame_count": frame_count, "duration_s": frame_count / fps,
         })
@@ -149,7 +164,7 @@ def _check_size(width: int, height: int, limits: dict) -> None:
 
 
 def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
-          shots: ShotDetector, preview: Preview | None, clock: Stopwatch) -> int:
+          selector: KeyframeSelector, preview: Preview | None, clock: Stopwatch) -> int:
     """One pass: grab() decodes every frame; only those analysed or previewed are retrieve()d,
     which converts them to BGR (seeking would re-decode from the last keyframe each time).
 
@@ -171,61 +186,142 @@ def _scan(cap: cv2.VideoCapture, fps: float, header_frames: float, limits: dict,
                 _check_size(frame.shape[1], frame.shape[0], limits)  # frames may differ from the header
                 if analyse:
                     with clock("keyframes"):
-                        shots.add(index, frame)
+                        selector.add(index, frame)
                 if show:
                     with clock("preview"):
                         preview.write(frame)
         index += 1
-    if not shots.kept:
+    if not selector.indexes:
         raise Rejected("The file contains no decodable video frames.")
     if bad > good:
         raise Rejected("The file is truncated or corrupt: most of its frames could not be decoded.")
     return index
 
 
-class ShotDetector:
-    """Keeps the first analysed frame of each shot, thinned to an evenly spread subset.
+class KeyframeSelector:
+    """Chooses up to max_keyframes frames that show the whole clip, in time order: from each shot
+    the frame nearest its middle (of those at least half as sharp as its sharpest); then, while
+    slots are left, one from each cell of a grid over the clip (cells KEYFRAME_SPACING_S long at
+    least, about max_keyframes of them), the farthest from those chosen first, unless within half
+    a cell of one. Only usable frames count: not black or blank, not mid-fade (a contrast under
+    FADE_RATIO of the best within FADE_WINDOW_S) and not a shot's first sample (often a
+    transition); a clip with none still gets its clearest frame. More shots than slots: the
+    middles of evenly spread shots.
 
     A shot ends where the HSV histogram jumps between consecutive samples (a cut) or drifts far
-    from the shot's first sample (a pan or fade). Memory stays bounded: past 2 * max_keyframes
-    kept shots, every other one is dropped and from then on only every stride-th shot is kept.
+    from the shot's first sample (a pan or fade). One pass in bounded memory: every sample costs
+    a histogram and a luminance mean and std of a small copy; only candidates are converted (CNN
+    copy, thumbnail) and kept: in each grid cell, the first eligible sample from its middle on;
+    in each shot, the samples 1, 2, 4, 8... after its start, up to two cells in (the last two
+    kept), for at most 2 * max_keyframes shots (past that, every other one is dropped and from
+    then on only every stride-th shot is tracked); and, until one of those turns up, the
+    clearest sample so far.
     """
 
-    def __init__(self, max_keyframes: int, thumb_size: tuple[int, int]):
+    def __init__(self, max_keyframes: int, thumb_size: tuple[int, int], fps: float, expected_frames: float):
         self.max_keyframes = max_keyframes
         self.thumb_size = thumb_size
-        self.kept: list[Keyframe] = []
-        self.shots = 0
+        self.fps = fps
+        spacing = KEYFRAME_SPACING_S * fps
+        cells = min(max_keyframes, math.ceil(expected_frames / spacing)) if expected_frames else 0
+        self.cell = expected_frames / cells if cells else spacing  # frames; doubles if the clip runs longer
+        self.grid: dict[int, Keyframe] = {}
+        self.shots: dict[int, Shot] = {}  # tracked ones, by number
+        self.shot = -1
+        self.shot_start = 0      # sample number of the current shot's first sample
         self.stride = 1
+        self.indexes: list[int] = []     # of every sample
+        self.contrasts: list[float] = []
+        self.fallback: Keyframe | None = None
+        self.found = False       # a candidate was kept: the fallback is no longer needed
         self.previous: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
 
     def add(self, index: int, frame: np.ndarray) -> None:
-        hist = _histogram(frame)
+        small = _shrink(frame, HIST_SIZE)
+        hist = _histogram(small)
+        mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)))
         if self.previous is None or _distance(self.previous, hist) > CUT_DISTANCE \
                 or _distance(self.anchor, hist) > DRIFT_DISTANCE:
-            self._new_shot(index, frame)
+            self._new_shot(index)
             self.anchor = hist
         self.previous = hist
+        shot = self.shots.get(self.shot)
+        if shot:
+            shot.last = index
+        offset = len(self.indexes) - self.shot_start
+        self.indexes.append(index)
+        self.contrasts.append(std)
+        eligible = offset > 0 and std >= FLAT_STD and DARK_MEAN <= mean <= BRIGHT_MEAN
+        cell = self._cell(index)
+        in_grid = eligible and cell not in self.grid and index >= (cell + 0.5) * self.cell
+        # Farther into a shot than two cells, grid candidates are near its middle already.
+        in_shot = eligible and shot is not None and offset & (offset - 1) == 0 \
+            and index - shot.first <= 2 * self.cell
+        as_fallback = not self.found and (self.fallback is None or std > self.fallback.contrast)
+        if not (in_grid or in_shot or as_fallback):
+            return
+        keyframe = _keyframe(index, self.shot, std, frame, self.thumb_size)
+        if in_grid:
+            self.grid[cell] = keyframe
+        if in_shot:
+            shot.candidates = shot.candidates[-1:] + [keyframe]
+        if as_fallback:
+            self.fallback = keyframe
+        self.found = self.found or in_grid or in_shot
 
-    def _new_shot(self, index: int, frame: np.ndarray) -> None:
-        if self.shots % self.stride == 0:
-            self.kept.append(_keyframe(index, frame, self.thumb_size))
-            if len(self.kept) > 2 * self.max_keyframes:
-                self.kept = self.kept[::2]
+    def _new_shot(self, index: int) -> None:
+        self.shot += 1
+        self.shot_start = len(self.indexes)
+        if self.shot % self.stride == 0:
+            self.shots[self.shot] = Shot(index, index)
+            if len(self.shots) > 2 * self.max_keyframes:
                 self.stride *= 2
-        self.shots += 1
+                self.shots = {n: kept for n, kept in self.shots.items() if n % self.stride == 0}
+
+    def _cell(self, index: int) -> int:
+        """The grid cell of frame `index`. Past 2 * max_keyframes cells (the header understated
+        the length, or had none), cells double in length and pairs of them merge, keeping the
+        earlier candidate: then between max_keyframes and twice that many cells are in use."""
+        while index >= 2 * self.max_keyframes * self.cell:
+            self.cell *= 2
+            self.grid = {cell // 2: kept for cell, kept in sorted(self.grid.items(), reverse=True)}
+        return int(index // self.cell)
 
     def keyframes(self) -> list[Keyframe]:
-        """At most max_keyframes of the kept shots, evenly spread, in time order."""
-        if len(self.kept) <= self.max_keyframes:
-            return self.kept
-        picks = np.linspace(0, len(self.kept) - 1, self.max_keyframes).round().astype(int)
-        return [self.kept[i] for i in picks]
+        own = (k for shot in self.shots.values() for k in shot.candidates)
+        candidates = sorted({id(k): k for k in [*self.grid.values(), *own]}.values(), key=lambda k: k.index)
+        indexes, contrasts = np.array(self.indexes), np.array(self.contrasts)
+        usable = [k for k in candidates if k.contrast >= FADE_RATIO * contrasts[
+            np.abs(indexes - k.index) <= FADE_WINDOW_S * self.fps].max()]
+        if not usable:  # all black, blank or fading: the clearest frame there is
+            return [max(candidates or [self.fallback], key=lambda k: k.contrast)]
+        middles = (_middle(shot, [k for k in usable if k.shot == n]) for n, shot in self.shots.items())
+        chosen = [k for k in middles if k]
+        if len(chosen) > self.max_keyframes:
+            chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, self.max_keyframes).round().astype(int)]
+        spread = [k for k in usable if k in self.grid.values() and k not in chosen]
+        chosen = chosen or [spread.pop(len(spread) // 2)]
+        while spread and len(chosen) < self.max_keyframes:
+            gaps = [min(abs(k.index - c.index) for c in chosen) for k in spread]
+            if max(gaps) < self.cell / 2:  # the rest are next to one chosen already
+                break
+            chosen.append(spread.pop(int(np.argmax(gaps))))
+        return sorted(chosen, key=lambda k: k.index)
 
 
-def _histogram(frame: np.ndarray) -> np.ndarray:
-    hsv = cv2.cvtColor(cv2.resize(frame, HIST_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+def _middle(shot: Shot, keyframes: list[Keyframe]) -> Keyframe | None:
+    """Of a shot's keyframes at least half as sharp as its sharpest (motion blur is not what the
+    shot looks like), the nearest to its middle."""
+    if not keyframes:
+        return None
+    sharpest = max(k.detail for k in keyframes)
+    return min((k for k in keyframes if k.detail >= sharpest / 2),
+               key=lambda k: abs(k.index - (shot.first + shot.last) / 2))
+
+
+def _histogram(small: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     return cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
 
 
@@ -233,10 +329,21 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA)
 
 
-def _keyframe(index: int, frame: np.ndarray, thumb_size: tuple[int, int]) -> Keyframe:
-    rgb = cv2.cvtColor(cv2.resize(frame, (CNN_SIZE, CNN_SIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+def _keyframe(index: int, shot: int, contrast: float, frame: np.ndarray, thumb_size: tuple[int, int]) -> Keyframe:
+    rgb = cv2.cvtColor(_shrink(frame, (CNN_SIZE, CNN_SIZE)), cv2.COLOR_BGR2RGB)
     detail = float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
-    return Keyframe(index, rgb, cv2.resize(frame, thumb_size, interpolation=cv2.INTER_AREA), detail)
+    return Keyframe(index, shot, contrast, rgb, _shrink(frame, thumb_size), detail)
+
+
+def _shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """INTER_AREA to `size` (or larger), by whole factors first: OpenCV's fast path for those is
+    several times quicker on HD frames than one step by an uneven factor (the crop is < 1 factor)."""
+    height, width = frame.shape[:2]
+    fx, fy = max(1, width // size[0]), max(1, height // size[1])
+    if fx * fy > 1:
+        frame = cv2.resize(frame[:height - height % fy, :width - width % fx], (width // fx, height // fy),
+                           interpolation=cv2.INTER_AREA)
+    return frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 class Preview:

@@ -69,33 +69,35 @@ def map_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray, k: int,
             f"map@{k}_retrieved": float((total / np.maximum(retrieved, 1)).mean())}
 
 
-def retrieval_map_hamming(codes: np.ndarray, labels: np.ndarray,
-                          ks: tuple[int, ...] = (10, 100)) -> dict[str, float]:
+def retrieval_map_hamming(codes: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (10, 100),
+                          queries: np.ndarray | None = None) -> dict[str, float]:
     """Leave-one-out mAP@k of packed binary codes (n, bytes) uint8 ranked by Hamming distance.
 
+    `queries` (n,) bool picks the items that query (default: all); every item is searched.
     Returns both conventions for each k: {"map@10": ..., "map@10_retrieved": ..., "map@100": ...,
     "map@100_retrieved": ...}.
     """
     signs = _signs(codes)
 
-    def distances(rows: slice) -> np.ndarray:
+    def distances(rows: np.ndarray) -> np.ndarray:
         return _hamming(signs[rows], signs)
 
-    return _leave_one_out_map(distances, len(signs), labels, ks)
+    return _leave_one_out_map(distances, len(signs), labels, ks, queries)
 
 
-def retrieval_map_cosine(features: np.ndarray, labels: np.ndarray,
-                         ks: tuple[int, ...] = (10, 100)) -> dict[str, float]:
+def retrieval_map_cosine(features: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (10, 100),
+                         queries: np.ndarray | None = None) -> dict[str, float]:
     """Leave-one-out mAP@k of float features (n, d) ranked by cosine similarity, highest first.
 
-    A zero vector is as similar (0) to everything; returns what `retrieval_map_hamming` does.
+    A zero vector is as similar (0) to everything; `queries` and the result as for
+    `retrieval_map_hamming`.
     """
     unit = _unit(features)
 
-    def distances(rows: slice) -> np.ndarray:
+    def distances(rows: np.ndarray) -> np.ndarray:
         return _float_order_key(-(unit[rows] @ unit.T))
 
-    return _leave_one_out_map(distances, len(unit), labels, ks)
+    return _leave_one_out_map(distances, len(unit), labels, ks, queries)
 
 
 def _signs(codes: np.ndarray) -> np.ndarray:
@@ -131,33 +133,38 @@ def _float_order_key(x: np.ndarray) -> np.ndarray:
     return np.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31)
 
 
-def _leave_one_out_map(distances, n: int, labels: np.ndarray,
-                       ks: tuple[int, ...]) -> dict[str, float]:
-    """Both mAP@k for each k, given `distances(rows)`: non-negative int64 distances (len(rows), n)."""
+def _leave_one_out_map(distances, n: int, labels: np.ndarray, ks: tuple[int, ...],
+                       queries: np.ndarray | None = None) -> dict[str, float]:
+    """Both mAP@k for each k, given `distances(rows)`: non-negative int64 distances (len(rows), n)
+    of the items at the indices `rows`, over the query items (`queries` mask, default all)."""
     labels = np.asarray(labels)
     if len(labels) != n:
         raise ValueError(f"{n} items but {len(labels)} labels")
     if n < 2 or not ks or min(ks) < 1:
         raise ValueError("need at least two items and every k >= 1")
+    query_rows = np.arange(n) if queries is None else np.flatnonzero(np.asarray(queries, bool))
+    if queries is not None and len(queries) != n:
+        raise ValueError(f"{n} items but a queries mask of {len(queries)}")
     _, label_ids, counts = np.unique(labels, return_inverse=True, return_counts=True)
     label_ids = label_ids.ravel()
     depth = min(max(ks), n - 1)
-    neighbours = np.empty((n, depth), np.int64)
+    neighbours = np.empty((len(query_rows), depth), np.int64)
     step = max(1, CHUNK_ELEMENTS // n)
-    for start in range(0, n, step):
-        rows = slice(start, min(start + step, n))
-        neighbours[rows] = _nearest(distances(rows), start, depth)
-    ranked, n_relevant = label_ids[neighbours], counts[label_ids] - 1
-    return {key: value for k in ks for key, value in map_at_k(ranked, label_ids, k, n_relevant).items()}
+    for start in range(0, len(query_rows), step):
+        rows = query_rows[start:start + step]
+        neighbours[start:start + len(rows)] = _nearest(distances(rows), rows, depth)
+    query_ids = label_ids[query_rows]
+    ranked, n_relevant = label_ids[neighbours], counts[query_ids] - 1
+    return {key: value for k in ks for key, value in map_at_k(ranked, query_ids, k, n_relevant).items()}
 
 
-def _nearest(dist: np.ndarray, first_query: int, depth: int) -> np.ndarray:
-    """Indices of the `depth` nearest items for each row of dist (queries first_query, ...),
+def _nearest(dist: np.ndarray, query_rows: np.ndarray, depth: int) -> np.ndarray:
+    """Indices of the `depth` nearest items for each row of dist (the items `query_rows`),
     the query itself excluded, ordered by distance then index."""
     rows, n = dist.shape
     # One unique int64 key per cell: distance major, index minor, so ties go to the lower index.
     keys = dist * n + np.arange(n)
-    keys[np.arange(rows), first_query + np.arange(rows)] = np.iinfo(np.int64).max  # not yourself
+    keys[np.arange(rows), query_rows] = np.iinfo(np.int64).max  # not yourself
     top = np.argpartition(keys, depth - 1, axis=1)[:, :depth]
     order = np.argsort(np.take_along_axis(keys, top, axis=1), axis=1)
     return np.take_along_axis(top, order, axis=1)

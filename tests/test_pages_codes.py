@@ -82,15 +82,29 @@ def test_the_page_sums_up_the_active_model_and_lists_every_model(world, as_role,
     assert "Fit new codes now" not in html and "/codes/fit/" not in html  # annotators only look
 
 
+def test_a_method_chosen_by_measurement_shows_every_candidates_score(world, as_role, client):
+    _, active, _ = world["models"]
+    active.selection = {"criterion": "view recall of held-back videos", "held_back": 60,
+                        "scores": {"witq": 0.93, "deep": 0.81, "itq": 0.75}}
+    active.save()
+    as_role(Role.ANNOTATOR)
+    html = client.get("/codes/").content.decode()
+    summary = html[html.index('id="active-codes"'):html.index("</dl>")]
+    assert "view recall of held-back videos on 60 held-back videos:" in summary
+    assert "witq 0.930" in summary and "<strong>itq 0.750</strong>" in summary  # the chosen one in bold
+    assert "deep 0.810" in html[html.index(f'id="hash-model-{active.pk}"'):]
+
+
 def test_owners_get_the_form_with_the_configured_defaults(world, as_role, client, settings):
     settings.CLIPMINE_HASH_METHOD, settings.CLIPMINE_HASH_BITS = "deep", 128
     as_role(Role.TAXONOMY_OWNER)
     html = client.get("/codes/").content.decode()
     assert "Fit new codes now" in html and 'action="/codes/fit/"' in html
     methods = re.findall(r'<option value="(\w+)"( selected)?>([^<]+)</option>', html)
-    assert methods[:3] == [("deep", " selected", "deep hashing"), ("itq", "", "PCA + ITQ"),
+    assert methods[:5] == [("auto", "", "auto (measured at fit time)"), ("witq", "", "whitened PCA + ITQ"),
+                           ("deep", " selected", "deep hashing"), ("itq", "", "PCA + ITQ"),
                            ("lsh", "", "random-projection LSH")]
-    assert [(bits, chosen) for bits, chosen, _ in methods[3:]] == [
+    assert [(bits, chosen) for bits, chosen, _ in methods[5:]] == [
         ("32", ""), ("64", ""), ("128", " selected"), ("256", "")]
     assert '<label for="id_method">Method</label>' in html and '<label for="id_n_bits">Bits</label>' in html
 
@@ -170,7 +184,8 @@ def test_a_failed_fit_says_why(world, as_role, client):
 
 @pytest.mark.parametrize("data, message", [
     ({"method": "pca", "n_bits": "64"},
-     "Unknown method “pca”: choose deep hashing, PCA + ITQ or random-projection LSH."),
+     "Unknown method “pca”: choose auto (measured at fit time), whitened PCA + ITQ, deep hashing, PCA + ITQ or "
+     "random-projection LSH."),
     ({"method": "itq", "n_bits": "48"}, "Codes can have 32, 64, 128 or 256 bits, not “48”."),
     ({"n_bits": "64"}, "Choose a method."),
 ])

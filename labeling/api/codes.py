@@ -20,12 +20,13 @@ class HashModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = HashModel
         fields = ["id", "method", "n_bits", "status", "trigger", "requested_by", "fitted_on", "labels_used", "encoded",
-                  "stage", "progress", "fit_seconds", "error", "created_at", "activated_at"]
+                  "stage", "progress", "fit_seconds", "selection", "error", "created_at", "activated_at"]
 
 
 class HashModelFitSerializer(serializers.Serializer):
     """Both optional: the server's defaults otherwise (CLIPMINE_HASH_BITS; CLIPMINE_HASH_METHOD, whose
-    "auto" picks deep codes or PCA+ITQ by the length asked for)."""
+    "auto" fits each candidate on most of the corpus and keeps the best on a held-back slice: the
+    model's `selection` then has the criterion and every candidate's score)."""
 
     method = serializers.ChoiceField(choices=[(m.value, m.label) for m in FIT_METHODS], required=False)
     n_bits = serializers.IntegerField(required=False, help_text="32, 64, 128 or 256")

@@ -1,9 +1,11 @@
 """Fitting a new hash model in the background, re-encoding every video and swapping atomically.
 
 PCA+ITQ and deep hashing need a corpus. Until CLIPMINE_HASH_FIT_MIN videos have features, codes
-come from a random-projection LSH model; then a model of CLIPMINE_HASH_METHOD is fitted. Deep
-hashing also learns from the labels, so it is fitted again after CLIPMINE_HASH_RETRAIN_EVERY_LABELS
-new labels, on a beat schedule, and on demand (browser, API).
+come from a random-projection LSH model; then a model of CLIPMINE_HASH_METHOD is fitted. With
+"auto" (the default) every fit measures its candidates on a held-back slice of the corpus and
+keeps the best (ml.hash_choice): no table of bit lengths decides it. Deep hashing learns from the
+labels, so a deep or auto model is fitted again after CLIPMINE_HASH_RETRAIN_EVERY_LABELS new
+labels, on a beat schedule, and on demand (browser, API).
 
 One fit at a time (a `fitting` row is the claim). The new model encodes every video in batches and
 gets its own index snapshot beside the old one; only then does it become active, in one
@@ -36,6 +38,7 @@ FIT_SAMPLE_MAX = 100_000
 PROGRESS_EVERY_S = 0.5  # at most this often a progress write to the database
 # Share of the progress bar per stage: fitting is most of the work, then encoding, then the index.
 FIT_SHARE, ENCODE_SHARE = 0.7, 0.25
+CHOOSE_SHARE = 0.4  # for auto, the first part of the fit's share: every candidate on most of the sample
 
 
 def fit_sample(ids: np.ndarray, limit: int = FIT_SAMPLE_MAX, keep: np.ndarray | None = None) -> np.ndarray:
@@ -58,18 +61,22 @@ def labels_since_fit(model: HashModel) -> int:
     return Annotation.objects.filter(id__gt=model.label_mark).count()
 
 
-# Where deep codes measurably beat PCA+ITQ on both topic retrieval and repost detection (README,
-# "Deep hash codes"); at 128 and 256 bits ITQ finds more reposts.
-DEEP_HASHING_WINS_AT_BITS = (32, 64)
+# What "auto" measures, first listed wins a tie.
+AUTO_CANDIDATES = (HashModel.Method.WITQ, HashModel.Method.DEEP, HashModel.Method.ITQ)
 
 
-def configured_method(n_bits: int | None = None) -> str:
-    """CLIPMINE_HASH_METHOD for codes of n_bits (default CLIPMINE_HASH_BITS), "auto" resolved."""
-    method = settings.CLIPMINE_HASH_METHOD
-    if method != "auto":
-        return method
-    bits = n_bits or settings.CLIPMINE_HASH_BITS
-    return HashModel.Method.DEEP if bits in DEEP_HASHING_WINS_AT_BITS else HashModel.Method.ITQ
+def configured_method() -> str:
+    return settings.CLIPMINE_HASH_METHOD
+
+
+def asked_method(model: HashModel) -> str:
+    """The method the fit of `model` was asked for: "auto" for one that chose by measurement."""
+    return HashModel.Method.AUTO if model.selection else model.method
+
+
+def learns_from_labels(model: HashModel) -> bool:
+    """Deep codes learn from labels, and with labels "auto" may choose differently."""
+    return model.method == HashModel.Method.DEEP or asked_method(model) == HashModel.Method.AUTO
 
 
 def refit_due() -> bool:
@@ -80,7 +87,7 @@ def refit_due() -> bool:
     ready = Video.objects.filter(status=Video.Status.READY).count()
     if ready < settings.CLIPMINE_HASH_FIT_MIN:
         return False
-    if (active.method, active.n_bits) != (configured_method(), settings.CLIPMINE_HASH_BITS):
+    if (asked_method(active), active.n_bits) != (configured_method(), settings.CLIPMINE_HASH_BITS):
         return True
     # The corpus has doubled since the fit: the directions the codes use may have moved.
     return active.method != HashModel.Method.LSH and ready >= 2 * active.fitted_on
@@ -93,7 +100,7 @@ def hash_model_claim(*, method: str | None = None, n_bits: int | None = None,
     try:
         with transaction.atomic():
             return HashModel.objects.create(
-                method=method or configured_method(n_bits), n_bits=n_bits or settings.CLIPMINE_HASH_BITS,
+                method=method or configured_method(), n_bits=n_bits or settings.CLIPMINE_HASH_BITS,
                 status=HashModel.Status.FITTING, trigger=trigger, requested_by=user, stage="waiting for a worker",
             )
     except IntegrityError:
@@ -112,7 +119,7 @@ def hash_model_enqueue(*, trigger: str, user=None, method: str | None = None,
 def refit_if_enough_labels() -> HashModel | None:
     """Called after labelling: deep codes learn from CLIPMINE_HASH_RETRAIN_EVERY_LABELS new labels."""
     active = HashModel.objects.filter(status=HashModel.Status.ACTIVE).first()
-    if active is None or active.method != HashModel.Method.DEEP:
+    if active is None or not learns_from_labels(active):
         return None
     if labels_since_fit(active) < settings.CLIPMINE_HASH_RETRAIN_EVERY_LABELS:
         return None
@@ -120,11 +127,12 @@ def refit_if_enough_labels() -> HashModel | None:
 
 
 def scheduled_refit_due() -> bool:
-    """Beat: a deep model is fitted again when labels changed since its fit (or a refit is due)."""
+    """Beat: a model that learns from labels is fitted again when they changed since its fit (or a
+    refit is due)."""
     active = HashModel.objects.filter(status=HashModel.Status.ACTIVE).first()
     if active is None:
         return False
-    return refit_due() or (active.method == HashModel.Method.DEEP and labels_since_fit(active) > 0)
+    return refit_due() or (learns_from_labels(active) and labels_since_fit(active) > 0)
 
 
 def hash_model_release_stale(*, older_than: timedelta = FIT_STALE) -> int:
@@ -162,8 +170,16 @@ def hash_model_fit(*, model: HashModel) -> HashModel:
         labelled_ids, label_ids = labelled_videos()
         ids = fit_sample(ready, keep=labelled_ids)
         started = time.monotonic()
-        hasher = _fit(model, store.get(ids), ids, labelled_ids, label_ids,
-                      lambda fraction: progress("fitting", FIT_SHARE * fraction))
+        X = store.get(ids)
+        views = labels = None
+        if model.method in (HashModel.Method.AUTO, HashModel.Method.DEEP):
+            views, labels = views_and_labels(ids, labelled_ids, label_ids)
+        fit_from = 0.0
+        if model.method == HashModel.Method.AUTO:
+            _choose(model, X, views, labels, lambda fraction: progress("choosing a method", CHOOSE_SHARE * fraction))
+            fit_from = CHOOSE_SHARE
+        hasher = _fitter(model.method, model.n_bits)(
+            X, views, labels, lambda fraction: progress("fitting", fit_from + (FIT_SHARE - fit_from) * fraction))
         model.fit_seconds = time.monotonic() - started
         write_artefact(model, hasher)
         model.fitted_on = len(ready)
@@ -189,18 +205,31 @@ def hash_model_fit(*, model: HashModel) -> HashModel:
     return model
 
 
-def _fit(model: HashModel, X: np.ndarray, ids: np.ndarray, labelled_ids: np.ndarray, label_ids: np.ndarray,
-         progress):
+def _choose(model: HashModel, X: np.ndarray, views: np.ndarray, labels: np.ndarray, progress) -> None:
+    """Resolve an auto claim: the candidate that scores best on a held-back slice (ml.hash_choice);
+    plain PCA+ITQ when there are too few videos to measure (it estimates the least)."""
+    from ml.hash_choice import choose
+
+    choice = choose(X, views, labels, {m.value: _fitter(m, model.n_bits) for m in AUTO_CANDIDATES}, progress=progress)
+    model.method = choice.method or HashModel.Method.ITQ
+    model.selection = choice.as_json()
+    model.save(update_fields=["method", "selection"])
+    log.info("hash model %s: %s chosen by %s (%s)", model.pk, model.method, choice.criterion, choice.scores)
+
+
+def _fitter(method: str, n_bits: int):
+    """fit(X, views, labels, progress) -> hasher, for one method."""
     from ml.hashing import ITQHasher, LSHHasher
 
-    if model.method == HashModel.Method.LSH:
-        return LSHHasher(n_bits=model.n_bits, random_state=0).fit(X)
-    if model.method == HashModel.Method.ITQ:
-        return ITQHasher(n_bits=model.n_bits, random_state=0).fit(X)
+    if method == HashModel.Method.LSH:
+        return lambda X, views, labels, progress: LSHHasher(n_bits=n_bits, random_state=0).fit(X)
+    if method in (HashModel.Method.ITQ, HashModel.Method.WITQ):
+        whiten = method == HashModel.Method.WITQ
+        return lambda X, views, labels, progress: ITQHasher(n_bits=n_bits, random_state=0, whiten=whiten).fit(X)
     from ml.deep_hashing import DeepHasher
 
-    views, labels = views_and_labels(ids, labelled_ids, label_ids)
-    return DeepHasher(n_bits=model.n_bits, random_state=0).fit(X, views=views, labels=labels, progress=progress)
+    return lambda X, views, labels, progress: DeepHasher(n_bits=n_bits, random_state=0).fit(
+        X, views=views, labels=labels, progress=progress)
 
 
 def views_and_labels(ids: np.ndarray, labelled_ids: np.ndarray,

@@ -141,3 +141,17 @@ def test_cluster_purity_and_nmi():
     assert cluster_purity([5, 5, 9, 9], ["x", "x", "y", "y"]) == 1.0
     assert nmi([5, 5, 9, 9], ["x", "x", "y", "y"]) == pytest.approx(1.0)
     assert nmi([0, 1, 0, 1], ["x", "x", "y", "y"]) == pytest.approx(0.0)
+
+
+def test_a_queries_mask_averages_over_those_queries_only_and_searches_everything():
+    # Items 0-2 are "a", 3-5 "b"; codes put item 3 ("b") nearest to item 0.
+    features = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0.99, 0.1], [0, 1], [-1, 0]], np.float32)
+    labels = np.array(list("aaabbb"))
+    all_queries = retrieval_map_cosine(features, labels, ks=(2,))
+    only_first = retrieval_map_cosine(features, labels, ks=(2,), queries=np.eye(1, 6, 0, bool)[0])
+    # Item 0's neighbours: 3 (b, miss), then 1 (a, hit at rank 2): AP@2 = (1/2) / min(2, 2).
+    assert only_first["map@2"] == pytest.approx(0.25)
+    assert only_first["map@2_retrieved"] == pytest.approx(0.5)
+    assert only_first != all_queries
+    with pytest.raises(ValueError, match="queries mask"):
+        retrieval_map_cosine(features, labels, ks=(2,), queries=np.ones(5, bool))

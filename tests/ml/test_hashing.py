@@ -43,6 +43,14 @@ def test_itq_preserves_neighbours_better_than_chance_and_lsh():
     assert itq >= lsh + 0.1  # the noise dimensions dilute random hyperplanes, not PCA
 
 
+def test_itq_whitens_its_principal_directions():
+    X, _ = clustered_features()
+    V = (X - X.mean(axis=0)) @ ITQHasher(n_bits=32, random_state=0, whiten=True).fit(X).components_.T
+    assert np.allclose(V.var(axis=0), V.var(axis=0)[0], rtol=1e-6)
+    plain = (X - X.mean(axis=0)) @ ITQHasher(n_bits=32, random_state=0).fit(X).components_.T
+    assert plain.var(axis=0)[0] > 2 * plain.var(axis=0)[-1]  # without it the first directions dominate
+
+
 def test_itq_rotation_lowers_quantisation_loss():
     X, _ = clustered_features()
     hasher = ITQHasher(n_bits=32, random_state=0).fit(X)
@@ -73,9 +81,11 @@ def test_invalid_n_bits(n_bits):
 
 def test_itq_fits_with_fewer_samples_than_bits():
     X, _ = clustered_features(n=5, dim=300)
-    hasher = ITQHasher(n_bits=128, random_state=0).fit(X)
+    hasher = ITQHasher(n_bits=128, random_state=0, whiten=True).fit(X)
     C = hasher.components_
-    np.testing.assert_allclose(C @ C.T, np.eye(128), atol=1e-8)
+    gram = C @ C.T  # orthogonal rows; whitening scales the principal ones
+    np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-8)
+    assert (np.diag(gram) >= 1 - 1e-8).all()
     np.testing.assert_allclose(hasher.rotation_ @ hasher.rotation_.T, np.eye(128), atol=1e-8)
     fresh, _ = clustered_features(n=50, dim=300, seed=1)
     assert len(np.unique(hasher.encode(fresh), axis=0)) > 40

@@ -197,4 +197,4 @@ def test_a_valid_clip_with_an_odd_file_name_decodes(tmp_path):
     name = "-x 'quoted' \"double\"; rm -rf ~; concat:a|b %03d ünï 视频 $(id).mp4"
     clip = write_clip(tmp_path / "src.mp4", frames=24, scenes=2).rename(tmp_path / name)
     decoded = decode_video(clip)
-    assert decoded.probe.frame_count == 24 and decoded.timestamps == pytest.approx([0.0, 1.0])
+    assert decoded.probe.frame_count == 24 and sorted({int(t) for t in decoded.timestamps}) == [0, 1]
