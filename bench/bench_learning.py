@@ -118,7 +118,7 @@ def _summary(runs: list[dict]) -> dict:
 # name -> (hasher class, whiten); "itq", "witq" and "deep" are the app's methods of those names.
 KINDS = {"itq": (ITQHasher, False), "witq": (ITQHasher, True), "deep": (DeepHasher, False),
          "deep-whitened": (DeepHasher, True)}
-AUTO_CANDIDATES = ("witq", "deep", "itq")  # as labeling.services.hash_training.AUTO_CANDIDATES
+AUTO_CANDIDATES = ("itq", "witq", "deep")  # as labeling.services.hash_training.AUTO_CANDIDATES
 
 
 def _fit(kind: str, bits: int, seed: int, X, views, labels=None):

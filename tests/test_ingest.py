@@ -93,7 +93,7 @@ def test_bad_file_is_rejected_with_a_reason_and_good_ones_still_process(tmp_path
 
 
 def test_hash_model_refit_swaps_to_the_configured_method_and_recodes_everything(tmp_path, batch, settings):
-    from labeling.services.hash_training import configured_method, hash_model_refit, refit_due
+    from labeling.services.hash_training import asked_method, configured_method, hash_model_refit, refit_due
 
     settings.CLIPMINE_HASH_FIT_MIN = 4
     for seed in range(4):
@@ -104,7 +104,9 @@ def test_hash_model_refit_swaps_to_the_configured_method_and_recodes_everything(
     assert bootstrap.method == HashModel.Method.LSH
     model = hash_model_refit()
     bootstrap.refresh_from_db()
-    assert model.method == configured_method()
+    assert asked_method(model) == configured_method() == "auto"
+    # four videos are too few to tell hashers apart: plain PCA+ITQ, and the row says why
+    assert (model.method, model.selection["criterion"]) == (HashModel.Method.ITQ, "too few videos to measure")
     assert model.status == HashModel.Status.ACTIVE
     assert bootstrap.status == HashModel.Status.RETIRED
     assert VideoCode.objects.filter(hash_model=model).count() == 4

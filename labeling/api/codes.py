@@ -25,7 +25,7 @@ class HashModelSerializer(serializers.ModelSerializer):
 
 class HashModelFitSerializer(serializers.Serializer):
     """Both optional: the server's defaults otherwise (CLIPMINE_HASH_BITS; CLIPMINE_HASH_METHOD, whose
-    "auto" fits each candidate on most of the corpus and keeps the best on a held-back slice: the
+    "auto" fits each candidate on most of the corpus and scores it on a held-back slice: the
     model's `selection` then has the criterion and every candidate's score)."""
 
     method = serializers.ChoiceField(choices=[(m.value, m.label) for m in FIT_METHODS], required=False)

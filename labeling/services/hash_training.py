@@ -3,7 +3,8 @@
 PCA+ITQ and deep hashing need a corpus. Until CLIPMINE_HASH_FIT_MIN videos have features, codes
 come from a random-projection LSH model; then a model of CLIPMINE_HASH_METHOD is fitted. With
 "auto" (the default) every fit measures its candidates on a held-back slice of the corpus and
-keeps the best (ml.hash_choice): no table of bit lengths decides it. Deep hashing learns from the
+keeps plain PCA+ITQ unless another is measurably better (ml.hash_choice): no table of bit lengths
+decides it. Deep hashing learns from the
 labels, so a deep or auto model is fitted again after CLIPMINE_HASH_RETRAIN_EVERY_LABELS new
 labels, on a beat schedule, and on demand (browser, API).
 
@@ -61,8 +62,8 @@ def labels_since_fit(model: HashModel) -> int:
     return Annotation.objects.filter(id__gt=model.label_mark).count()
 
 
-# What "auto" measures, first listed wins a tie.
-AUTO_CANDIDATES = (HashModel.Method.WITQ, HashModel.Method.DEEP, HashModel.Method.ITQ)
+# What "auto" measures; the first is the baseline, kept unless another is measurably better.
+AUTO_CANDIDATES = (HashModel.Method.ITQ, HashModel.Method.WITQ, HashModel.Method.DEEP)
 
 
 def configured_method() -> str:
