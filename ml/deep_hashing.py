@@ -2,7 +2,7 @@
 
 The network sits on top of the CNN features: PCA (with `whiten=True` scaled to equal variance,
 and feature-space neighbours measured in that whitened space: on the hard corpus's 684 clips it
-found 0.98 of the reposts first against 0.88 at 64 bits, but fitted on fewer videos than bits,
+found 0.97 of the reposts first against 0.91 at 64 bits, but fitted on fewer videos than bits,
 as on the 48-clip demo, noise directions take over and topic mAP@10 fell from 0.88 to 0.10; so
 it is off by default) then a trainable rotation initialised from ITQ's,
 plus a residual MLP branch (features -> hidden -> bits) whose last layer starts at zero, so

@@ -10,7 +10,7 @@ binary indexes and `hamming_distances` agree on them whatever the bit order insi
   `whiten=True` each direction is first scaled to equal variance, which keeps the few directions
   of largest variance (on real uploads: shared backgrounds, lighting, the camera) from owning the
   rotated bits: on the hard corpus it raised held-out mAP@10 at 64 bits from 0.19 to 0.33, and
-  reposts found first from 0.82 to 0.93 (README, "Learning quality on realistic footage"). It
+  reposts found first from 0.82 to 0.96 (README, "Learning quality on realistic footage"). It
   needs many more videos than bits, so the app measures it against the others per fit
   (ml.hash_choice).
 
