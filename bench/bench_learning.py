@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from ml.deep_hashing import DeepHasher  # noqa: E402
-from ml.evaluation import repost_top1, retrieval_map_cosine, retrieval_map_hamming  # noqa: E402
+from ml.evaluation import repost_ranks, retrieval_map_cosine, retrieval_map_hamming  # noqa: E402
 from ml.features import FeatureExtractor, pool  # noqa: E402
 from ml.frames import decode_video  # noqa: E402
 from ml.hard_corpus import build_hard_corpus  # noqa: E402
@@ -184,11 +184,8 @@ def reposts(X, views, repost_X, originals, edits, seeds) -> dict:
     runs: dict[str, list[dict]] = {}
 
     def score(queries, database, metric):
-        out = {"all": repost_top1(queries, database, originals, metric=metric)["top1"]}
-        for edit in sorted(set(edits)):
-            rows = edits == edit
-            out[edit] = repost_top1(queries[rows], database, originals[rows], metric=metric)["top1"]
-        return out
+        first = repost_ranks(queries, database, originals, metric) == 1
+        return {"all": float(first.mean()), **{edit: float(first[edits == edit].mean()) for edit in sorted(set(edits))}}
 
     for seed in seeds:
         runs.setdefault("float", []).append(score(repost_X, X, "cosine"))

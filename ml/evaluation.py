@@ -147,15 +147,28 @@ def _leave_one_out_map(distances, n: int, labels: np.ndarray, ks: tuple[int, ...
         raise ValueError(f"{n} items but a queries mask of {len(queries)}")
     _, label_ids, counts = np.unique(labels, return_inverse=True, return_counts=True)
     label_ids = label_ids.ravel()
-    depth = min(max(ks), n - 1)
+    neighbours = _neighbours(distances, n, query_rows, min(max(ks), n - 1))
+    query_ids = label_ids[query_rows]
+    ranked, n_relevant = label_ids[neighbours], counts[query_ids] - 1
+    return {key: value for k in ks for key, value in map_at_k(ranked, query_ids, k, n_relevant).items()}
+
+
+def hamming_neighbours(codes: np.ndarray, depth: int) -> np.ndarray:
+    """(n, depth) indices of each packed code's nearest others by Hamming distance, leave-one-out,
+    ties to the lower index (as the mAP figures rank them)."""
+    signs = _signs(codes)
+    return _neighbours(lambda rows: _hamming(signs[rows], signs), len(signs), np.arange(len(signs)),
+                       min(depth, len(signs) - 1))
+
+
+def _neighbours(distances, n: int, query_rows: np.ndarray, depth: int) -> np.ndarray:
+    """(len(query_rows), depth) nearest items of each query row, in chunks of bounded memory."""
     neighbours = np.empty((len(query_rows), depth), np.int64)
     step = max(1, CHUNK_ELEMENTS // n)
     for start in range(0, len(query_rows), step):
         rows = query_rows[start:start + step]
         neighbours[start:start + len(rows)] = _nearest(distances(rows), rows, depth)
-    query_ids = label_ids[query_rows]
-    ranked, n_relevant = label_ids[neighbours], counts[query_ids] - 1
-    return {key: value for k in ks for key, value in map_at_k(ranked, query_ids, k, n_relevant).items()}
+    return neighbours
 
 
 def _nearest(dist: np.ndarray, query_rows: np.ndarray, depth: int) -> np.ndarray:
@@ -172,7 +185,14 @@ def _nearest(dist: np.ndarray, query_rows: np.ndarray, depth: int) -> np.ndarray
 
 def repost_top1(queries: np.ndarray, database: np.ndarray, originals: np.ndarray,
                 metric: Metric) -> dict[str, float]:
-    """How well reposts find their original: each query row is a repost whose original is the
+    """How well reposts find their original (`repost_ranks`): {"top1": fraction of queries whose
+    original is strictly first, "mean_rank": mean rank of the original}."""
+    ranks = repost_ranks(queries, database, originals, metric)
+    return {"top1": float(np.mean(ranks == 1)), "mean_rank": float(ranks.mean())}
+
+
+def repost_ranks(queries: np.ndarray, database: np.ndarray, originals: np.ndarray, metric: Metric) -> np.ndarray:
+    """The rank of each repost's original: each query row is a repost whose original is the
     database row `originals[q]`.
 
     metric "hamming": packed uint8 codes (n, bytes) by Hamming distance; "cosine": float
@@ -181,7 +201,6 @@ def repost_top1(queries: np.ndarray, database: np.ndarray, originals: np.ndarray
     A query succeeds iff its original is strictly nearer than every other database item: a tie
     with another item counts as a failure, since a search could as well return that one. The
     original's rank counts ties against it too: 1 + the other items at its distance or nearer.
-    Returns {"top1": fraction of queries that succeed, "mean_rank": mean rank of the original}.
     """
     originals = np.asarray(originals)
     if metric == "hamming":
@@ -208,7 +227,7 @@ def repost_top1(queries: np.ndarray, database: np.ndarray, originals: np.ndarray
         d = distances(queries[rows], database)
         to_original = d[np.arange(len(d)), originals[rows]]
         ranks[rows] = (d <= to_original[:, None]).sum(axis=1)  # the original itself counts once
-    return {"top1": float(np.mean(ranks == 1)), "mean_rank": float(ranks.mean())}
+    return ranks
 
 
 def cluster_purity(assignments: np.ndarray, labels: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.hashing import hamming_distances
+from ml.evaluation import hamming_neighbours, repost_ranks
 
 HOLD_BACK = 0.2
 SAMPLE_MAX = 10_000
@@ -43,7 +43,7 @@ Fit = Callable[[np.ndarray, np.ndarray, np.ndarray, Callable[[float], None]], ob
 
 @dataclass(frozen=True)
 class Choice:
-    method: str | None  # None: too few videos to measure
+    method: str  # the baseline when there are too few videos to measure
     criterion: str
     scores: dict[str, float]  # mean over the held-back videos
     held_back: int
@@ -56,7 +56,7 @@ def choose(X: np.ndarray, views: np.ndarray, labels: np.ndarray, candidates: dic
            seed: int = 0, progress: Callable[[float], None] | None = None) -> Choice:
     """The candidate (name -> fit; the first is the baseline) that scores best on a held-back slice
     of X (n, d), views (n, slots, d; all-zero slot = no keyframe) and labels (n,; -1 = unlabelled),
-    if it beats the baseline by more than the noise."""
+    if it beats the baseline by more than the noise; the baseline when there is too little to measure."""
     rng = np.random.default_rng(seed)
     rows = rng.permutation(len(X))[:SAMPLE_MAX]
     n_held = round(HOLD_BACK * len(rows))
@@ -64,7 +64,7 @@ def choose(X: np.ndarray, views: np.ndarray, labels: np.ndarray, candidates: dic
     halves = _split_views(views[held])
     criterion = _criterion(labels[held], halves)
     if criterion is None:
-        return Choice(None, "too few videos to measure", {}, len(held))
+        return Choice(next(iter(candidates)), "too few videos to measure", {}, len(held))
     per_video: dict[str, np.ndarray] = {}
     for i, (name, fit) in enumerate(candidates.items()):
         def step(fraction: float, i: int = i) -> None:
@@ -100,18 +100,12 @@ def _criterion(labels: np.ndarray, halves: tuple[np.ndarray, np.ndarray, np.ndar
 def _per_video(criterion: str, hasher, X: np.ndarray, labels: np.ndarray,
                halves: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     if criterion.startswith("label"):
-        known = labels >= 0
-        y = labels[known]
-        d = hamming_distances(hasher.encode(X[known]), hasher.encode(X[known])).astype(np.float64)
-        np.fill_diagonal(d, np.inf)
-        k = min(K, len(y) - 1)
-        nearest = np.argsort(d, axis=1, kind="stable")[:, :k]  # ties by the lower row: reproducible
+        y = labels[labels >= 0]
+        nearest = hamming_neighbours(hasher.encode(X[labels >= 0]), K)
         return (y[nearest] == y[:, None]).mean(axis=1)
     usable, a, b = halves
-    d = hamming_distances(hasher.encode(a[usable]), hasher.encode(b[usable]))
-    own = np.diagonal(d).copy()
-    np.fill_diagonal(d, np.iinfo(np.int64).max)
-    return (own < d.min(axis=1)).astype(np.float64)
+    rows = np.arange(int(usable.sum()))
+    return (repost_ranks(hasher.encode(a[usable]), hasher.encode(b[usable]), rows, "hamming") == 1).astype(float)
 
 
 def _split_views(views: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

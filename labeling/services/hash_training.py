@@ -207,12 +207,12 @@ def hash_model_fit(*, model: HashModel) -> HashModel:
 
 
 def _choose(model: HashModel, X: np.ndarray, views: np.ndarray, labels: np.ndarray, progress) -> None:
-    """Resolve an auto claim: the candidate that scores best on a held-back slice (ml.hash_choice);
-    plain PCA+ITQ when there are too few videos to measure (it estimates the least)."""
+    """Resolve an auto claim by measurement on a held-back slice (ml.hash_choice): plain PCA+ITQ,
+    the baseline, unless another candidate is measurably better."""
     from ml.hash_choice import choose
 
     choice = choose(X, views, labels, {m.value: _fitter(m, model.n_bits) for m in AUTO_CANDIDATES}, progress=progress)
-    model.method = choice.method or HashModel.Method.ITQ
+    model.method = choice.method
     model.selection = choice.as_json()
     model.save(update_fields=["method", "selection"])
     log.info("hash model %s: %s chosen by %s (%s)", model.pk, model.method, choice.criterion, choice.scores)

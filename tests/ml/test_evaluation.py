@@ -155,3 +155,11 @@ def test_a_queries_mask_averages_over_those_queries_only_and_searches_everything
     assert only_first != all_queries
     with pytest.raises(ValueError, match="queries mask"):
         retrieval_map_cosine(features, labels, ks=(2,), queries=np.ones(5, bool))
+
+
+def test_hamming_neighbours_leave_each_code_out_and_break_ties_by_the_lower_index():
+    from ml.evaluation import hamming_neighbours
+
+    codes = np.packbits(np.array([[0] * 8, [1] + [0] * 7, [0] * 7 + [1], [1] * 8], np.uint8), axis=1)
+    assert hamming_neighbours(codes, 2).tolist() == [[1, 2], [0, 2], [0, 1], [1, 2]]
+    assert hamming_neighbours(codes, 10).shape == (4, 3)  # never deeper than the others
