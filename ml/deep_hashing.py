@@ -26,7 +26,11 @@ onto each other, and a ranking term keeps every video nearest to its own copies.
   least similar same-label video nearer than any different-label one, by `label_margin`), and a
   linear classifier on the relaxed codes. Labelled videos are oversampled into batches when few,
   and these terms are weighted by the batch's labelled share, so zero labels is simply the
-  unsupervised model and many labels lean on them more.
+  unsupervised model and many labels lean on them more;
+- with labels of two or more classes, the last quarter of the code (at most `discriminant_bits`,
+  whole bytes) is not trained but given to label-discriminant bits (ml.label_discriminant):
+  on the hard corpus they kept the never-labelled classes' clips above the float features,
+  where the supervised terms alone pulled them into known codes.
 
 The old objective (neighbours and same-label pairs -> identical codes) retrieved topics a little
 better but collapsed each topic onto a few codes, so an edited copy tied with dozens of videos;
@@ -46,6 +50,7 @@ import torch
 from threadpoolctl import ThreadpoolController, threadpool_limits
 from torch import nn
 
+from ml import label_discriminant
 from ml.hashing import ITQHasher, _check_features, _Hasher, check_n_bits
 
 
@@ -63,9 +68,9 @@ class DeepHasher(_Hasher):
                  weight_decay: float = 1e-4, n_neighbours: int = 5, neighbour_target: float = 0.7,
                  quantisation: float = 0.1, balance: float = 0.1, decorrelation: float = 0.1,
                  consistency: float = 1.0, instance: float = 0.3, margin: float = 0.05,
-                 supervised: float = 0.3, label_target: float = 0.7, label_margin: float = 0.1,
+                 supervised: float = 1.0, label_target: float = 0.7, label_margin: float = 0.1,
                  min_labelled_share: float = 0.25, view_dropout: float = 0.1, view_noise: float = 0.3,
-                 whiten: bool = False):
+                 whiten: bool = False, discriminant_bits: int = 16):
         self.n_bits = n_bits
         self.epochs = epochs
         self.random_state = random_state
@@ -89,6 +94,7 @@ class DeepHasher(_Hasher):
         self.view_dropout = view_dropout
         self.view_noise = view_noise
         self.whiten = whiten
+        self.discriminant_bits = discriminant_bits
 
     def fit(self, X: np.ndarray, *, views: np.ndarray | None = None, labels: np.ndarray | None = None,
             progress: Callable[[float], None] | None = None) -> DeepHasher:
@@ -111,10 +117,18 @@ class DeepHasher(_Hasher):
             torch.set_num_threads(threads)
         return self
 
+    def _discriminant_bits(self, n_bits: int, labels: np.ndarray, n_features: int) -> int:
+        """Bits given to label_discriminant: at most a quarter of the code, whole bytes, and
+        none without labels of two classes or with too few videos to estimate directions."""
+        k = min(self.discriminant_bits, n_bits // 4) // 8 * 8
+        return k if k and label_discriminant.usable(labels, k, n_features) else 0
+
     def _fit(self, X: np.ndarray, views: np.ndarray | None, labels: np.ndarray, n_bits: int,
              progress: Callable[[float], None] | None) -> None:
         seed = int(np.random.default_rng(self.random_state).integers(2**31))
         rng = np.random.default_rng(seed)
+        n_discriminant = self._discriminant_bits(n_bits, labels, X.shape[1])
+        n_bits -= n_discriminant
         # Starts at PCA+ITQ (whitened or not), and measures neighbours in the same space.
         itq = ITQHasher(n_bits=n_bits, random_state=self.random_state, whiten=self.whiten).fit(X)
         mean = itq.mean_
@@ -138,6 +152,12 @@ class DeepHasher(_Hasher):
         self.hidden_bias_ = weights["hidden.bias"]
         self.out_weight_ = weights["out.weight"]
         self.out_bias_ = weights["out.bias"]
+        if n_discriminant:  # linear rows with no hidden part: the saved format stays the same
+            rows = label_discriminant.discriminant_rows(X - mean, labels, n_discriminant, rng)
+            self.linear_weight_ = np.vstack([self.linear_weight_, rows])
+            self.linear_bias_ = np.concatenate([self.linear_bias_, np.zeros(n_discriminant)])
+            self.out_weight_ = np.vstack([self.out_weight_, np.zeros((n_discriminant, self.hidden))])
+            self.out_bias_ = np.concatenate([self.out_bias_, np.zeros(n_discriminant)])
 
     def _train(self, net: _Net, data: _Data, rng: np.random.Generator, gen: torch.Generator,
                progress: Callable[[float], None] | None) -> None:
