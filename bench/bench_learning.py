@@ -19,6 +19,10 @@ reports, as the mean and spread over --seeds:
   over the new classes' clips (among all unlabelled ones), against the float features;
 - reposts: each edited copy queries the originals and must find its own original strictly first
   (a tie is a miss), with 64-bit codes of a hasher fitted on the originals.
+
+Every code figure is given twice: by Hamming distance between codes, and "asymmetric" (the
+query's real projection against the stored codes, ml.hashing.asymmetric_similarity: the app's
+search for similar videos).
 """
 from __future__ import annotations
 
@@ -42,7 +46,9 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from ml.deep_hashing import DeepHasher  # noqa: E402
-from ml.evaluation import repost_ranks, retrieval_map_cosine, retrieval_map_hamming  # noqa: E402
+from ml.evaluation import (  # noqa: E402
+    repost_ranks, retrieval_map_asymmetric, retrieval_map_cosine, retrieval_map_hamming,
+)
 from ml.features import FeatureExtractor, pool  # noqa: E402
 from ml.frames import decode_video  # noqa: E402
 from ml.hard_corpus import build_hard_corpus  # noqa: E402
@@ -133,6 +139,14 @@ def _auto(bits: int, seed: int, X, views):
     return chosen, _fit(chosen, bits, seed, X, views)
 
 
+def _score_codes(runs: dict, name: str, hasher, X, labels) -> None:
+    """The clips' codes among themselves, by Hamming distance and by asymmetric similarity."""
+    codes = hasher.encode(X)
+    runs.setdefault(name, []).append(_maps(retrieval_map_hamming(codes, labels, ks=(10,))))
+    runs.setdefault(f"{name} asymmetric", []).append(
+        _maps(retrieval_map_asymmetric(hasher.project(X), codes, labels, ks=(10,))))
+
+
 def unsupervised_codes(X, views, labels, folds, seeds) -> tuple[dict, dict]:
     """Per fold: fit on the other folds, score the fold's clips among themselves. Also returns how
     often auto chose each method."""
@@ -144,12 +158,10 @@ def unsupervised_codes(X, views, labels, folds, seeds) -> tuple[dict, dict]:
             runs.setdefault("float", []).append(_maps(retrieval_map_cosine(X[test], labels[test], ks=(10,))))
             for kind in KINDS:
                 for bits in BITS:
-                    hasher = _fit(kind, bits, seed, X[train], views[train])
-                    scores = retrieval_map_hamming(hasher.encode(X[test]), labels[test], ks=(10,))
-                    runs.setdefault(f"{kind}-{bits}", []).append(_maps(scores))
+                    _score_codes(runs, f"{kind}-{bits}", _fit(kind, bits, seed, X[train], views[train]), X[test], labels[test])
             method, hasher = _auto(64, seed, X[train], views[train])
             chosen[method] = chosen.get(method, 0) + 1
-            runs.setdefault("auto-64", []).append(_maps(retrieval_map_hamming(hasher.encode(X[test]), labels[test], ks=(10,))))
+            _score_codes(runs, "auto-64", hasher, X[test], labels[test])
     return {name: _summary(r) for name, r in runs.items()}, chosen
 
 
@@ -171,7 +183,10 @@ def semi_supervised(X, views, labels, new, seeds, share=0.3) -> dict:
             members = np.flatnonzero(labels == c)
             known[rng.choice(members, max(1, round(share * len(members))), replace=False)] = True
         y = np.where(known, ids, -1)
-        coded = {f"{kind}-64": _fit(kind, 64, seed, X, views, y).encode(X) for kind in ("deep", "deep-whitened", "witq")}
+        deep = _fit("deep", 64, seed, X, views, y)
+        projected = deep.project(X)
+        coded = {"deep-64": deep.encode(X),
+                 **{f"{kind}-64": _fit(kind, 64, seed, X, views, y).encode(X) for kind in ("deep-whitened", "witq")}}
         coded[BEFORE_DISCRIMINANT] = DeepHasher(64, random_state=seed, supervised=0.3, discriminant_bits=0).fit(
             X, views=views, labels=y).encode(X)
         for name, pool_, queries in (("unlabelled clips of known classes", ~known & ~new, None),
@@ -182,6 +197,8 @@ def semi_supervised(X, views, labels, new, seeds, share=0.3) -> dict:
                 with_labels = ", labels" if kind.startswith("deep") else ", no labels"
                 runs.setdefault(f"{name}: {kind}{with_labels}", []).append(
                     _maps(retrieval_map_hamming(codes[pool_], labels[pool_], ks=(10,), queries=queries)))
+            runs.setdefault(f"{name}: deep-64, labels, asymmetric", []).append(_maps(retrieval_map_asymmetric(
+                projected[pool_], coded["deep-64"][pool_], labels[pool_], ks=(10,), queries=queries)))
     return {name: _summary(r) for name, r in runs.items()}
 
 
@@ -195,11 +212,11 @@ def reposts(X, views, repost_X, originals, edits, seeds) -> dict:
 
     for seed in seeds:
         runs.setdefault("float", []).append(score(repost_X, X, "cosine"))
-        for kind in KINDS:
-            hasher = _fit(kind, 64, seed, X, views)
-            runs.setdefault(f"{kind}-64", []).append(score(hasher.encode(repost_X), hasher.encode(X), "hamming"))
-        hasher = _auto(64, seed, X, views)[1]
-        runs.setdefault("auto-64", []).append(score(hasher.encode(repost_X), hasher.encode(X), "hamming"))
+        hashers = {f"{kind}-64": _fit(kind, 64, seed, X, views) for kind in KINDS}
+        hashers["auto-64"] = _auto(64, seed, X, views)[1]
+        for name, hasher in hashers.items():
+            runs.setdefault(name, []).append(score(hasher.encode(repost_X), hasher.encode(X), "hamming"))
+            runs.setdefault(f"{name} asymmetric", []).append(score(hasher.project(repost_X), hasher.encode(X), "asymmetric"))
     return {name: _summary(r) for name, r in runs.items()}
 
 

@@ -1,7 +1,9 @@
 """The representations `manage.py evaluate` compares, and its two tables.
 
 A representation gives every evaluated video a vector compared by one metric: float vectors
-(features, classifier outputs) by cosine similarity, packed binary codes by Hamming distance.
+(features, classifier outputs) by cosine similarity, packed binary codes by Hamming distance, or
+asymmetrically (the querying video's real projection against the others' codes, as the app
+searches similar videos).
 They are all built in `representations`, over the truth set's videos followed by the repost
 queries, and each is scored both for retrieval (mAP@k over the truth set alone, in both of
 ml.evaluation's conventions) and for repost detection (reposts against the truth set): a new
@@ -20,14 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeling.models import HashModel, VideoCode
+from labeling.services.hashing import hasher_for
 from labeling.services.inference import published_model
-from ml.evaluation import MAP_CONVENTIONS, Metric, repost_top1, retrieval_map_cosine, retrieval_map_hamming
+from ml.evaluation import (
+    MAP_CONVENTIONS, Metric, repost_top1, retrieval_map_asymmetric, retrieval_map_cosine, retrieval_map_hamming,
+)
 from ml.features import FEATURE_DIM
 from ml.hashing import ITQHasher, LSHHasher
 
 KS = (10, 100)
 BASELINE_BITS = (32, 64, 128)
-RETRIEVAL = {"cosine": retrieval_map_cosine, "hamming": retrieval_map_hamming}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ class Representation:
     metric: Metric
     vectors: np.ndarray  # one row per video: the truth set's first, then the repost queries'
     seconds: float       # to build the vectors, fitting included
+    projections: np.ndarray | None = None  # "asymmetric": each row's real projection, what it queries with
+
+    def queries(self) -> np.ndarray:
+        return self.vectors if self.projections is None else self.projections
+
+    def retrieval(self, rows: np.ndarray | slice, labels: np.ndarray) -> dict[str, float]:
+        if self.metric == "asymmetric":
+            return retrieval_map_asymmetric(self.projections[rows], self.vectors[rows], labels, ks=KS)
+        return {"cosine": retrieval_map_cosine, "hamming": retrieval_map_hamming}[self.metric](self.vectors[rows], labels, ks=KS)
 
 
 @dataclass(frozen=True)
@@ -76,8 +89,10 @@ def representations(features: np.ndarray, stored: tuple[HashModel, np.ndarray] |
     notes = []
     if stored:
         model, codes = stored
-        reps.append(Representation(f"stored codes: {model.get_method_display()}, {model.n_bits} bits "
-                                   f"(hash model #{model.pk})", model.n_bits // 8, "hamming", codes, 0.0))
+        name = f"stored codes: {model.get_method_display()}, {model.n_bits} bits (hash model #{model.pk})"
+        reps.append(Representation(name, model.n_bits // 8, "hamming", codes, 0.0))
+        reps.append(Representation(f"{name}, asymmetric", model.n_bits // 8, "asymmetric", codes, 0.0,
+                                   projections=hasher_for(model).project(features)))
     else:
         notes.append("no active hash model: no row for stored codes")
     for cls in (ITQHasher, LSHHasher):
@@ -123,9 +138,9 @@ def map_rows(reps: list[Representation], labels: np.ndarray, unseen: np.ndarray)
     rows = []
     for rep in reps:
         started = time.perf_counter()
-        vectors = rep.vectors[:len(labels)]
-        scores = RETRIEVAL[rep.metric](vectors, labels, ks=KS)
-        unseen_scores = RETRIEVAL[rep.metric](vectors[unseen], labels[unseen], ks=KS) if unseen.sum() > 1 else {}
+        truth = np.arange(len(labels))
+        scores = rep.retrieval(truth, labels)
+        unseen_scores = rep.retrieval(truth[unseen], labels[unseen]) if unseen.sum() > 1 else {}
         rows.append({"representation": rep.name, "bytes_per_video": rep.bytes_per_video, **scores,
                      **{f"unseen_{k}": v for k, v in unseen_scores.items()},
                      "seconds": round(rep.seconds + time.perf_counter() - started, 3)})
@@ -139,7 +154,7 @@ def repost_rows(reps: list[Representation], queries: RepostQueries, n_truth: int
     groups["all"] = np.ones(len(queries.kinds), bool)
     rows = []
     for rep in reps:
-        database, reposts = rep.vectors[:n_truth], rep.vectors[n_truth:]
+        database, reposts = rep.vectors[:n_truth], rep.queries()[n_truth:]
         by_kind = {kind: repost_top1(reposts[rows_of], database, queries.originals[rows_of], rep.metric)
                    for kind, rows_of in groups.items()}
         rows.append({"representation": rep.name, "bytes_per_video": rep.bytes_per_video,

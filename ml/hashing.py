@@ -71,11 +71,16 @@ class _Hasher:
     def _project(self, Xc: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        """(n, n_features) floats -> (n, n_bits // 8) uint8 packed codes."""
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_features) floats -> (n, n_bits) real projections; their signs are the code's bits.
+        A query's projection against stored codes is the asymmetric search (`asymmetric_similarity`)."""
         self._check_fitted()
         X = _check_features(X, dim=self.mean_.shape[0])
-        return np.packbits(self._project(X - self.mean_) >= 0, axis=1)
+        return self._project(X - self.mean_)
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_features) floats -> (n, n_bits // 8) uint8 packed codes."""
+        return np.packbits(self.project(X) >= 0, axis=1)
 
 
 class LSHHasher(_Hasher):
@@ -266,3 +271,21 @@ def hamming_distances(query_codes: np.ndarray, codes: np.ndarray) -> np.ndarray:
         x = qw[start:start + chunk, None, :] ^ cw[None, :, :]
         out[start:start + chunk] = np.bitwise_count(x).sum(axis=2, dtype=np.int64)
     return out[0] if single else out
+
+
+def asymmetric_similarity(projections: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(m, n) float32, higher = nearer: each query's real projection (m, n_bits; `project`),
+    scaled to unit length, dotted with each packed code's bits as +-1 (n, n_bits // 8).
+
+    The asymmetric distance of Gordo et al. (TPAMI 2014): the database keeps only its codes, but a
+    query whose features are at hand is not snapped to {-1, +1} first, so a bit the query sits
+    close to zero on weighs little. On the hard corpus it ranked better than Hamming distance
+    for every hasher and length (64-bit whitened PCA+ITQ: mAP@10 0.352 / 0.487 against 0.330 /
+    0.474, the float features 0.311 / 0.482; README, "Learning quality on realistic footage").
+    """
+    P = np.atleast_2d(np.asarray(projections, dtype=np.float32))
+    codes = np.asarray(codes, dtype=np.uint8)
+    if codes.ndim != 2 or P.shape[1] != codes.shape[1] * 8:
+        raise ValueError(f"{P.shape[1]} projections per query against codes of shape {codes.shape}")
+    P = P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), np.float32(1e-12))
+    return P @ (np.unpackbits(codes, axis=1).astype(np.float32) * 2 - 1).T

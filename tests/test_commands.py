@@ -85,6 +85,8 @@ def test_evaluate_ingests_what_is_missing_and_writes_json(tmp_path, truth_csv, s
     rows = {row["representation"].split(":")[0].split(" (")[0]: row for row in report["rows"]}
     assert rows["float features"]["bytes_per_video"] == 1280 * 4
     assert rows["stored codes"]["bytes_per_video"] == 8  # 64 bits by default
+    stored = [r["representation"] for r in report["rows"] if r["representation"].startswith("stored codes")]
+    assert len(stored) == 2 and stored[1] == f"{stored[0]}, asymmetric"  # as the app searches
     assert "fitting a new hash model first" in out
     assert {r["bytes_per_video"] for r in report["rows"]} >= {4, 8, 16}
     # Clips of one texture are each other's nearest neighbours in feature space.

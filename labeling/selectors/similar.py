@@ -1,4 +1,7 @@
-"""Similar videos by Hamming distance, through a per-process faiss index.
+"""Similar videos: a Hamming shortlist from a per-process faiss index, re-ranked by the query's
+own projection against the shortlist's codes (asymmetric similarity, ml.hashing: on the hard
+corpus it ranked topics better than Hamming distance for every hasher, and with 64-bit whitened
+ITQ codes better than the float features).
 
 Each process keeps the active hash model's index in memory: it starts from the newest snapshot
 on disk and then adds the codes written since (code ids are increasing), so every query sees
@@ -14,10 +17,14 @@ import numpy as np
 
 from labeling import storage
 from labeling.models import HashModel, Video, VideoCode
+from labeling.services.hashing import feature_store, hasher_for
 from labeling.services.index import codes_of, index_build
+from ml.hashing import asymmetric_similarity
 from ml.index import HammingIndex
 
 log = logging.getLogger(__name__)
+
+SHORTLIST = 8  # Hamming candidates fetched per neighbour asked for, re-ranked asymmetrically
 
 
 @dataclass
@@ -66,7 +73,7 @@ def active_index() -> tuple[HashModel, HammingIndex] | None:
 @dataclass(frozen=True)
 class Neighbour:
     video: Video
-    distance: int
+    distance: int  # Hamming distance of the codes, as shown
 
 
 def similar_videos(video: Video, *, k: int = 12) -> list[Neighbour]:
@@ -79,7 +86,25 @@ def similar_videos(video: Video, *, k: int = 12) -> list[Neighbour]:
         return []
     query = np.frombuffer(bytes(row), dtype=np.uint8)[None, :]
     with _lock:
-        ids, distances = index.search(query, min(k + 1, max(len(index), 1)))
-    pairs = [(int(i), int(d)) for i, d in zip(ids[0], distances[0]) if i >= 0 and i != video.pk][:k]
+        ids, distances = index.search(query, min(SHORTLIST * k + 1, max(len(index), 1)))
+    pairs = [(int(i), int(d)) for i, d in zip(ids[0], distances[0]) if i >= 0 and i != video.pk]
+    pairs = _rerank(model, video.pk, pairs)[:k]
     videos = Video.objects.in_bulk([i for i, _ in pairs])
     return [Neighbour(videos[i], d) for i, d in pairs if i in videos and videos[i].status == Video.Status.READY]
+
+
+def _rerank(model: HashModel, video_id: int, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (video id, Hamming distance) pairs by asymmetric similarity to the query video, ties by
+    Hamming distance then id; in Hamming order when the video has no stored features."""
+    features, found = feature_store().get_found(np.array([video_id]))
+    if not pairs or not found[0]:
+        return pairs
+    codes = dict(VideoCode.objects.filter(hash_model=model, video_id__in=[i for i, _ in pairs])
+                 .values_list("video_id", "code"))
+    pairs = [(i, d) for i, d in pairs if i in codes]
+    if not pairs:
+        return pairs
+    packed = np.stack([np.frombuffer(bytes(codes[i]), dtype=np.uint8) for i, _ in pairs])
+    similarity = asymmetric_similarity(hasher_for(model).project(features), packed)[0]
+    order = sorted(range(len(pairs)), key=lambda j: (-similarity[j], pairs[j][1], pairs[j][0]))
+    return [pairs[j] for j in order]

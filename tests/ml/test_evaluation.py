@@ -6,7 +6,8 @@ import pytest
 
 import ml.evaluation as evaluation
 from ml.evaluation import (
-    cluster_purity, map_at_k, nmi, retrieval_map_cosine, retrieval_map_hamming,
+    cluster_purity, map_at_k, nmi, repost_ranks, retrieval_map_asymmetric, retrieval_map_cosine,
+    retrieval_map_hamming,
 )
 
 
@@ -67,6 +68,30 @@ def test_hamming_ties_go_to_the_lower_index():
     # Query 2: items 0 (a) and 1 (b) are both 2 bits away -> 0 comes first, AP@1 = 1.
     codes = np.array([[0b00], [0b01], [0b10]], np.uint8)
     assert retrieval_map_hamming(codes, np.array(["a", "b", "a"]), ks=(1,)) == both(1, 0.5)
+
+
+def test_asymmetric_breaks_a_hamming_tie_by_how_far_the_query_is_from_each_bit():
+    # Codes on their first two bits: item 0 = (+, +), item 1 = (-, +), item 2 = (+, -). From item 0's code, items 1
+    # and 2 are both one bit away (Hamming gives item 1, a miss). Item 0's projection (0.9, 0.1)
+    # is barely positive on the second bit, so the code that differs there (item 2) is nearer.
+    # Six more bits (codes are whole bytes) that every item shares.
+    projections = np.hstack([np.array([[0.9, 0.1], [-0.9, 0.1], [0.9, -0.1]]), np.ones((3, 6))])
+    codes = np.packbits(projections >= 0, axis=1)
+    labels = np.array(["a", "b", "a"])
+    assert retrieval_map_hamming(codes, labels, ks=(1,))["map@1"] == 0.5  # query 0 misses, 2 hits
+    assert retrieval_map_asymmetric(projections, codes, labels, ks=(1,)) == both(1, 1.0)
+    ranks = repost_ranks(projections[:1], codes[1:], np.array([1]), "asymmetric")
+    assert ranks.tolist() == [1]  # item 0's edited copy finds item 2 strictly first
+
+
+def test_asymmetric_with_projections_on_the_code_ranks_as_hamming():
+    rng = np.random.default_rng(1)
+    signs = rng.choice([-1.0, 1.0], size=(30, 16))
+    codes = np.packbits(signs > 0, axis=1)
+    labels = rng.integers(0, 3, 30)
+    assert retrieval_map_asymmetric(signs * 3.0, codes, labels, ks=(5, 29)) == retrieval_map_hamming(codes, labels, ks=(5, 29))
+    with pytest.raises(ValueError):
+        retrieval_map_asymmetric(signs[:, :8], codes, labels)
 
 
 def test_hamming_perfect_codes_and_multi_byte_codes():
