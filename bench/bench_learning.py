@@ -15,8 +15,9 @@ reports, as the mean and spread over --seeds:
   choice by measurement, ml.hash_choice, among the app's candidates) at 64, beside the float
   features on the same clips;
 - codes with labels: 30 % of each known class's clips labelled (the two new classes never), the
-  deep hasher refitted on every clip (and as it was before label-discriminant bits); mAP@10 over the unlabelled clips of known classes, and
-  over the new classes' clips (among all unlabelled ones), against the float features;
+  deep hasher refitted on every clip (and as it was before label-discriminant bits); mAP@10 over
+  the unlabelled clips of known classes, and over the new classes' clips (among all unlabelled
+  ones), against the float features;
 - reposts: each edited copy queries the originals and must find its own original strictly first
   (a tie is a miss), with 64-bit codes of a hasher fitted on the originals.
 

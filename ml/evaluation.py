@@ -28,8 +28,8 @@ Rankings are leave-one-out: every item queries all the others, by exact brute fo
 are broken by the lower index so the figures are reproducible.
 
 `retrieval_map_asymmetric` ranks the same stored codes by each query's real projection against
-them (ml.hashing.asymmetric_similarity), the search the app runs when the query's features are
-at hand.
+them (ml.hashing.asymmetric_similarity, computed here on codes unpacked once), the search the app
+runs when the query's features are at hand.
 
 Repost detection (`repost_top1`) asks instead whether an edited copy of a video finds the
 original first among all the others; there a tie is a failure, not broken by index.
@@ -40,8 +40,6 @@ from typing import Literal
 
 import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
-
-from ml.hashing import asymmetric_similarity
 
 CHUNK_ELEMENTS = 1 << 22  # queries x database per block: 32 MB per int64 array, ~100 MB peak
 Metric = Literal["hamming", "cosine", "asymmetric"]
@@ -111,11 +109,12 @@ def retrieval_map_asymmetric(projections: np.ndarray, codes: np.ndarray, labels:
     """Leave-one-out mAP@k of packed codes (n, bytes) searched by each item's real projection
     (n, bits; `hasher.project`), by asymmetric similarity, highest first; `queries` and the
     result as for `retrieval_map_hamming`."""
-    if len(projections) != len(codes):
-        raise ValueError(f"{len(projections)} projections but {len(codes)} codes")
+    unit, signs = _unit(projections), _signs(codes)
+    if unit.shape != signs.shape:
+        raise ValueError(f"projections {unit.shape} do not match codes of {signs.shape[1]} bits for {len(signs)} items")
 
     def distances(rows: np.ndarray) -> np.ndarray:
-        return _float_order_key(-asymmetric_similarity(projections[rows], codes))
+        return _float_order_key(-(unit[rows] @ signs.T))
 
     return _leave_one_out_map(distances, len(codes), labels, ks, queries)
 
@@ -218,7 +217,7 @@ def repost_ranks(queries: np.ndarray, database: np.ndarray, originals: np.ndarra
     metric "hamming": packed uint8 codes (n, bytes) by Hamming distance; "cosine": float
     features (n, d) by cosine similarity, highest first (a zero vector has 0 with everything);
     "asymmetric": the queries' real projections (m, bits) against packed codes, by
-    ml.hashing.asymmetric_similarity, highest first.
+    ml.hashing.asymmetric_similarity (unit projection . +-1 bits), highest first.
 
     A query succeeds iff its original is strictly nearer than every other database item: a tie
     with another item counts as a failure, since a search could as well return that one. The
@@ -228,18 +227,16 @@ def repost_ranks(queries: np.ndarray, database: np.ndarray, originals: np.ndarra
     if metric == "hamming":
         queries, database = _signs(queries), _signs(database)
         distances = _hamming
-    elif metric == "cosine":
-        queries, database = _unit(queries), _unit(database)
+    elif metric in ("cosine", "asymmetric"):
+        queries = _unit(queries)
+        database = _unit(database) if metric == "cosine" else _signs(database)
 
         def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return _float_order_key(-(a @ b.T))
-    elif metric == "asymmetric":
-        def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return _float_order_key(-asymmetric_similarity(a, b))
     else:
         raise ValueError(f"metric must be 'hamming', 'cosine' or 'asymmetric', got {metric!r}")
     n, m = len(database), len(queries)
-    if metric != "asymmetric" and queries.shape[1] != database.shape[1]:
+    if queries.shape[1] != database.shape[1]:
         raise ValueError(f"queries have {queries.shape[1]} bits or dimensions, the database {database.shape[1]}")
     if m == 0 or originals.shape != (m,):
         raise ValueError(f"need at least one query and one original per query, got {m} and {originals.shape}")

@@ -37,11 +37,11 @@ def usable(labels: np.ndarray, k: int, n_features: int) -> bool:
 def discriminant_rows(Xc: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """(k, d) rows whose projections' signs are the k bits, for centred features Xc (n, d) and
     labels (n,), -1 = unlabelled; `usable(labels, k, d)` must hold."""
-    dims = _dims(k, Xc.shape[1])
-    variance, vecs = np.linalg.eigh(Xc.T @ Xc / len(Xc))
-    keep = np.argsort(variance)[::-1][:dims]
-    whiten = (vecs[:, keep] / np.sqrt(np.maximum(variance[keep], 1e-12))).T  # (dims, d)
-    Z = Xc @ whiten.T
+    principal = ITQHasher._principal_directions(Xc, _dims(k, Xc.shape[1]))
+    Z = Xc @ principal.T
+    spread = Z.std(axis=0)
+    Z, whiten = Z / spread, principal / spread[:, None]  # unit variance along each direction
+    dims = len(whiten)
     labelled = labels >= 0
     deviations = np.concatenate([Z[labels == c] - Z[labels == c].mean(axis=0) for c in np.unique(labels[labelled])])
     within = deviations.T @ deviations / len(deviations)
@@ -52,6 +52,6 @@ def discriminant_rows(Xc: np.ndarray, labels: np.ndarray, k: int, rng: np.random
     _, directions = np.linalg.eigh(Y.T @ Y / len(Y))
     rows = directions[:, ::-1][:, :k].T @ inverse_root @ whiten  # (k, d)
     projections = Xc @ rows.T
-    rows = rows / np.maximum(projections.std(axis=0), 1e-12)[:, None]
-    rotation = ITQHasher(k)._itq_rotation(Xc @ rows.T, rng)
-    return rotation.T @ rows
+    spread = np.maximum(projections.std(axis=0), 1e-12)
+    rotation = ITQHasher(k)._itq_rotation(projections / spread, rng)
+    return rotation.T @ (rows / spread[:, None])

@@ -94,6 +94,17 @@ def test_asymmetric_with_projections_on_the_code_ranks_as_hamming():
         retrieval_map_asymmetric(signs[:, :8], codes, labels)
 
 
+def test_asymmetric_ranks_follow_the_similarity_the_app_searches_with():
+    from ml.hashing import asymmetric_similarity
+
+    rng = np.random.default_rng(2)
+    projections, database = rng.standard_normal((5, 32)), np.packbits(rng.standard_normal((40, 32)) > 0, axis=1)
+    originals = rng.integers(0, 40, 5)
+    similarity = asymmetric_similarity(projections, database)
+    expected = (similarity >= similarity[np.arange(5), originals][:, None]).sum(axis=1)
+    assert repost_ranks(projections, database, originals, "asymmetric").tolist() == expected.tolist()
+
+
 def test_hamming_perfect_codes_and_multi_byte_codes():
     rng = np.random.default_rng(0)
     centres = rng.integers(0, 256, (4, 8), dtype=np.uint8)  # 64-bit codes, 4 classes
