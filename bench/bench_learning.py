@@ -10,16 +10,18 @@ reports, as the mean and spread over --seeds:
 - features: mAP@10 in both conventions (ml.evaluation) of the stored float features against the
   plain baseline (5 evenly spaced whole frames, mean-pooled, cosine), over all clips;
 - codes without labels: for each fold (folds never share a source picture), hashers are fitted on
-  the other folds and score the fold's clips among themselves: clips no fit saw. PCA+ITQ plain
-  and whitened, the deep hasher plain and whitened, at 32/64/128 bits, and `auto` (the app's
-  choice by measurement, ml.hash_choice, among the app's candidates) at 64, beside the float
-  features on the same clips;
+  the other folds and score the fold's clips among themselves: clips no fit saw. PCA+ITQ plain,
+  whitened and whitened over twice the bits' directions, the deep hasher plain and whitened, and
+  `auto` (the app's choice by measurement, ml.hash_choice, among the app's candidates), at
+  32/64/128 bits, beside the float features on the same clips;
 - codes with labels: 30 % of each known class's clips labelled (the two new classes never), the
   deep hasher refitted on every clip (and as it was before label-discriminant bits); mAP@10 over
   the unlabelled clips of known classes, and over the new classes' clips (among all unlabelled
   ones), against the float features;
 - reposts: each edited copy queries the originals and must find its own original strictly first
-  (a tie is a miss), with 64-bit codes of a hasher fitted on the originals.
+  (a tie is a miss), with 64-bit codes of a hasher fitted on the originals;
+- topics: the app's mining on those codes of the originals: share of clips in a topic, purity
+  and NMI over them.
 
 Every code figure is given twice: by Hamming distance between codes, and "asymmetric" (the
 query's real projection against the stored codes, ml.hashing.asymmetric_similarity: the app's
@@ -48,13 +50,14 @@ from tqdm import tqdm  # noqa: E402
 
 from ml.deep_hashing import DeepHasher  # noqa: E402
 from ml.evaluation import (  # noqa: E402
-    repost_ranks, retrieval_map_asymmetric, retrieval_map_cosine, retrieval_map_hamming,
+    cluster_purity, nmi, repost_ranks, retrieval_map_asymmetric, retrieval_map_cosine, retrieval_map_hamming,
 )
 from ml.features import FeatureExtractor, pool  # noqa: E402
 from ml.frames import decode_video  # noqa: E402
 from ml.hard_corpus import build_hard_corpus  # noqa: E402
 from ml.hash_choice import choose  # noqa: E402
 from ml.hashing import ITQHasher  # noqa: E402
+from ml.topics import mine_topics  # noqa: E402
 
 BITS = (32, 64, 128)
 X_DIM = 1280
@@ -122,15 +125,17 @@ def _summary(runs: list[dict]) -> dict:
                 "std": round(statistics.pstdev(r[k] for r in runs), 4)} for k in keys}
 
 
-# name -> (hasher class, whiten); "itq", "witq" and "deep" are the app's methods of those names.
-KINDS = {"itq": (ITQHasher, False), "witq": (ITQHasher, True), "deep": (DeepHasher, False),
-         "deep-whitened": (DeepHasher, True)}
+# name -> (hasher class, keyword arguments); "itq", "witq", "witq-2x" and "deep" are the app's
+# methods of those names (labeling.services.hash_training._fitter).
+KINDS = {"itq": (ITQHasher, lambda bits: {}), "witq": (ITQHasher, lambda bits: {"whiten": True}),
+         "witq-2x": (ITQHasher, lambda bits: {"whiten": True, "directions": 2 * bits}),
+         "deep": (DeepHasher, lambda bits: {}), "deep-whitened": (DeepHasher, lambda bits: {"whiten": True})}
 AUTO_CANDIDATES = ("itq", "witq", "deep")  # as labeling.services.hash_training.AUTO_CANDIDATES
 
 
 def _fit(kind: str, bits: int, seed: int, X, views, labels=None):
-    cls, whiten = KINDS[kind]
-    hasher = cls(bits, random_state=seed, whiten=whiten)
+    cls, kwargs = KINDS[kind]
+    hasher = cls(bits, random_state=seed, **kwargs(bits))
     return hasher.fit(X) if cls is ITQHasher else hasher.fit(X, views=views, labels=labels)
 
 
@@ -160,9 +165,10 @@ def unsupervised_codes(X, views, labels, folds, seeds) -> tuple[dict, dict]:
             for kind in KINDS:
                 for bits in BITS:
                     _score_codes(runs, f"{kind}-{bits}", _fit(kind, bits, seed, X[train], views[train]), X[test], labels[test])
-            method, hasher = _auto(64, seed, X[train], views[train])
-            chosen[method] = chosen.get(method, 0) + 1
-            _score_codes(runs, "auto-64", hasher, X[test], labels[test])
+            for bits in BITS:
+                method, hasher = _auto(bits, seed, X[train], views[train])
+                chosen[f"{method}-{bits}"] = chosen.get(f"{method}-{bits}", 0) + 1
+                _score_codes(runs, f"auto-{bits}", hasher, X[test], labels[test])
     return {name: _summary(r) for name, r in runs.items()}, chosen
 
 
@@ -203,22 +209,37 @@ def semi_supervised(X, views, labels, new, seeds, share=0.3) -> dict:
     return {name: _summary(r) for name, r in runs.items()}
 
 
-def reposts(X, views, repost_X, originals, edits, seeds) -> dict:
-    """Strict top-1 over all edited copies and per edit, float features against 64-bit codes."""
-    runs: dict[str, list[dict]] = {}
+def fitted_on_all_clips(X, views, labels, repost_X, originals, edits, seeds) -> tuple[dict, dict]:
+    """64-bit hashers fitted on every original clip. Reposts: strict top-1 over all edited copies
+    and per edit, float features against the codes. Topics: the app's mining (ml.topics, default
+    parameters) on the codes: the share of clips in a topic, and purity and NMI over those."""
+    reposts: dict[str, list[dict]] = {}
+    topics: dict[str, list[dict]] = {}
 
     def score(queries, database, metric):
         first = repost_ranks(queries, database, originals, metric) == 1
         return {"all": float(first.mean()), **{edit: float(first[edits == edit].mean()) for edit in sorted(set(edits))}}
 
     for seed in seeds:
-        runs.setdefault("float", []).append(score(repost_X, X, "cosine"))
+        reposts.setdefault("float", []).append(score(repost_X, X, "cosine"))
         hashers = {f"{kind}-64": _fit(kind, 64, seed, X, views) for kind in KINDS}
         hashers["auto-64"] = _auto(64, seed, X, views)[1]
         for name, hasher in hashers.items():
-            runs.setdefault(name, []).append(score(hasher.encode(repost_X), hasher.encode(X), "hamming"))
-            runs.setdefault(f"{name} asymmetric", []).append(score(hasher.project(repost_X), hasher.encode(X), "asymmetric"))
-    return {name: _summary(r) for name, r in runs.items()}
+            codes = hasher.encode(X)
+            reposts.setdefault(name, []).append(score(hasher.encode(repost_X), codes, "hamming"))
+            reposts.setdefault(f"{name} asymmetric", []).append(score(hasher.project(repost_X), codes, "asymmetric"))
+            topics.setdefault(name, []).append(_topic_scores(codes, labels))
+    return {name: _summary(r) for name, r in reposts.items()}, {name: _summary(r) for name, r in topics.items()}
+
+
+def _topic_scores(codes, labels) -> dict:
+    membership = np.full(len(codes), -1)
+    for i, topic in enumerate(mine_topics(codes, np.arange(len(codes))).topics):
+        membership[topic.members] = i
+    covered = membership >= 0
+    return {"topics": float(membership.max() + 1), "covered": float(covered.mean()),
+            "purity": cluster_purity(membership[covered], labels[covered]) if covered.any() else 0.0,
+            "nmi": nmi(membership[covered], labels[covered]) if covered.any() else 0.0}
 
 
 def main() -> None:
@@ -241,16 +262,18 @@ def main() -> None:
     seeds = list(range(args.seeds))
     index = {r["path"]: i for i, r in enumerate(rows)}
     codes, chosen = unsupervised_codes(X, views, labels, folds, seeds)
+    reposts, topics = fitted_on_all_clips(X, views, labels, feats["app"][n:], np.array([index[c["original"]] for c in copies]),
+                                          np.array([c["edit"] for c in copies]), seeds)
     report = {
         "corpus": {"clips": n, "classes": len(set(labels)), "reposts": len(copies), "seeds": seeds,
                    "pipeline": pipeline_version()},
         "features": {"baseline (5 frames, mean, cosine)": _maps(retrieval_map_cosine(feats["baseline"][:n], labels, ks=(10,))),
                      "stored float features": _maps(retrieval_map_cosine(X, labels, ks=(10,)))},
         "codes without labels (held-out folds)": codes,
-        "auto chose (64 bits, per fold and seed)": chosen,
+        "auto chose (method-bits, per fold and seed)": chosen,
         "codes with 30% labels": semi_supervised(X, views, labels, new, seeds),
-        "reposts (strict top-1)": reposts(X, views, feats["app"][n:], np.array([index[c["original"]] for c in copies]),
-                                          np.array([c["edit"] for c in copies]), seeds),
+        "reposts (strict top-1)": reposts,
+        "topics mined from the codes of all clips": topics,
         "seconds": round(time.time() - started, 1),
     }
     text = json.dumps(report, indent=1)

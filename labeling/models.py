@@ -93,6 +93,7 @@ class HashModel(models.Model):
         AUTO = "auto", "auto (measured at fit time)"  # a claim's until the fit has chosen
         ITQ = "itq", "PCA + ITQ"
         WITQ = "witq", "whitened PCA + ITQ"
+        WITQ_2X = "witq-2x", "whitened PCA (2x bits directions) + ITQ"
         LSH = "lsh", "random-projection LSH"
         DEEP = "deep", "deep hashing"
 

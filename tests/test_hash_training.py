@@ -110,16 +110,33 @@ def test_enough_new_labels_start_a_deep_fit_only(corpus, settings, django_captur
     assert not scheduled_refit_due()  # nothing new since that fit
 
 
-def test_an_auto_fit_chooses_its_method_by_measurement_and_shows_the_scores(settings):
+def _uploads(n=120):
+    """Ready videos with features and keyframes (generated uploads), coded by a bootstrap model."""
     from tests.ml.test_hash_choice import uploads
 
-    settings.CLIPMINE_HASH_FIT_MIN = 10
-    X, views, _ = uploads(n=120, dim=FEATURE_DIM)
+    X, views, _ = uploads(n=n, dim=FEATURE_DIM)
     for feature, slots in zip(X, views):
         video = VideoFactory()
         feature_store().put(video.pk, feature)
         keyframe_store().put(video.pk, slots.astype(np.float16).reshape(-1))
         video_code_write(video_id=video.pk, feature=feature, model=hash_model_ensure_active(sample=feature[None, :]))
+    return X
+
+
+@pytest.mark.parametrize("method, directions", [("witq", 32), ("witq-2x", 64)])
+def test_whitened_methods_fit_the_directions_they_name(settings, method, directions):
+    from ml.hashing import ITQHasher
+
+    settings.CLIPMINE_HASH_FIT_MIN = 10
+    X = _uploads()
+    model = hash_model_fit(model=hash_model_claim(method=method, n_bits=32))
+    expected = ITQHasher(n_bits=32, random_state=0, whiten=True, directions=directions).fit(X)
+    assert model.method == method and (hasher_for(model).encode(X) == expected.encode(X)).all()
+
+
+def test_an_auto_fit_chooses_its_method_by_measurement_and_shows_the_scores(settings):
+    settings.CLIPMINE_HASH_FIT_MIN = 10
+    _uploads()
     settings.CLIPMINE_HASH_METHOD, settings.CLIPMINE_HASH_BITS = "auto", 32
     assert refit_due()  # an LSH bootstrap is not what auto would give
     claim = hash_model_claim(n_bits=32)
@@ -128,8 +145,9 @@ def test_an_auto_fit_chooses_its_method_by_measurement_and_shows_the_scores(sett
     model.refresh_from_db()
     scores = model.selection["scores"]
     assert model.status == "active" and model.selection["criterion"] == "view recall of held-back videos"
-    assert set(scores) == {"witq", "deep", "itq"} and model.selection["held_back"] == 24
-    assert model.method == max(scores, key=scores.get) and scores["witq"] > scores["itq"]
+    # every fifth of the 120 videos held back in turn, so each is scored
+    assert set(scores) == {"witq", "deep", "itq"} and model.selection["held_back"] == 120
+    assert model.method == "witq" and scores["witq"] > max(scores["itq"], scores["deep"])
     assert not refit_due() and hash_training.learns_from_labels(model)  # labels may change the choice
 
 

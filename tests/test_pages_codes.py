@@ -100,11 +100,11 @@ def test_owners_get_the_form_with_the_configured_defaults(world, as_role, client
     as_role(Role.TAXONOMY_OWNER)
     html = client.get("/codes/").content.decode()
     assert "Fit new codes now" in html and 'action="/codes/fit/"' in html
-    methods = re.findall(r'<option value="(\w+)"( selected)?>([^<]+)</option>', html)
-    assert methods[:5] == [("auto", "", "auto (measured at fit time)"), ("witq", "", "whitened PCA + ITQ"),
-                           ("deep", " selected", "deep hashing"), ("itq", "", "PCA + ITQ"),
-                           ("lsh", "", "random-projection LSH")]
-    assert [(bits, chosen) for bits, chosen, _ in methods[5:]] == [
+    methods = re.findall(r'<option value="([\w-]+)"( selected)?>([^<]+)</option>', html)
+    assert methods[:6] == [("auto", "", "auto (measured at fit time)"), ("witq", "", "whitened PCA + ITQ"),
+                           ("witq-2x", "", "whitened PCA (2x bits directions) + ITQ"), ("deep", " selected", "deep hashing"),
+                           ("itq", "", "PCA + ITQ"), ("lsh", "", "random-projection LSH")]
+    assert [(bits, chosen) for bits, chosen, _ in methods[6:]] == [
         ("32", ""), ("64", ""), ("128", " selected"), ("256", "")]
     assert '<label for="id_method">Method</label>' in html and '<label for="id_n_bits">Bits</label>' in html
 
@@ -184,8 +184,8 @@ def test_a_failed_fit_says_why(world, as_role, client):
 
 @pytest.mark.parametrize("data, message", [
     ({"method": "pca", "n_bits": "64"},
-     "Unknown method “pca”: choose auto (measured at fit time), whitened PCA + ITQ, deep hashing, PCA + ITQ or "
-     "random-projection LSH."),
+     "Unknown method “pca”: choose auto (measured at fit time), whitened PCA + ITQ, whitened PCA (2x bits "
+     "directions) + ITQ, deep hashing, PCA + ITQ or random-projection LSH."),
     ({"method": "itq", "n_bits": "48"}, "Codes can have 32, 64, 128 or 256 bits, not “48”."),
     ({"n_bits": "64"}, "Choose a method."),
 ])

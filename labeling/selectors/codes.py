@@ -9,8 +9,8 @@ from django.conf import settings
 from labeling.models import HashModel, Video
 
 # The order the form offers them in: auto (measured per fit) first.
-FIT_METHODS = [HashModel.Method.AUTO, HashModel.Method.WITQ, HashModel.Method.DEEP, HashModel.Method.ITQ,
-               HashModel.Method.LSH]
+FIT_METHODS = [HashModel.Method.AUTO, HashModel.Method.WITQ, HashModel.Method.WITQ_2X, HashModel.Method.DEEP,
+               HashModel.Method.ITQ, HashModel.Method.LSH]
 FIT_BITS = (32, 64, 128, 256)
 FLOAT_BYTES = 4
 

@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
+from ml.evaluation import repost_ranks
 from ml.hashing import ITQHasher, LSHHasher, hamming_distances, load_hasher, save
 
 BITS = [32, 64, 128, 256]
@@ -61,6 +62,40 @@ def test_itq_rotation_lowers_quantisation_loss():
 
     random_rotation = np.linalg.qr(np.random.default_rng(1).standard_normal((32, 32)))[0]
     assert alignment(hasher.rotation_) > 1.1 * max(alignment(np.eye(32)), alignment(random_rotation))
+
+
+def falling_spectrum(n=400, dim=96, n_copies=100, noise=0.4, seed=0):
+    """(videos, edited copies of the first n_copies): every direction tells videos apart, with a
+    variance falling smoothly (as pooled CNN features'), and a copy is its video plus noise."""
+    rng = np.random.default_rng(seed)
+    scale = np.arange(1, dim + 1) ** -0.5
+    X = rng.standard_normal((n, dim)) * scale
+    return X, X[:n_copies] + noise * rng.standard_normal((n_copies, dim)) * scale
+
+
+def test_more_directions_than_bits_keep_detail_that_finds_edited_copies():
+    found = {1: [], 2: []}
+    for seed in range(3):
+        X, copies = falling_spectrum(seed=seed)
+        for factor in found:
+            hasher = ITQHasher(n_bits=16, random_state=seed, whiten=True, directions=factor * 16).fit(X)
+            ranks = repost_ranks(hasher.project(copies), hasher.encode(X), np.arange(len(copies)), "asymmetric")
+            found[factor].append((ranks == 1).mean())
+    assert np.mean(found[2]) > np.mean(found[1]) + 0.02  # measured: about 0.94 against 0.90
+
+
+def test_a_rectangular_rotation_is_folded_into_the_saved_rows(tmp_path):
+    X, _ = falling_spectrum()
+    wide = ITQHasher(n_bits=16, random_state=0, whiten=True, directions=40).fit(X)
+    assert wide.components_.shape == (16, X.shape[1]) and np.allclose(wide.rotation_, np.eye(16))
+    save(wide, tmp_path / "wide.npz")
+    assert (load_hasher(tmp_path / "wide.npz").encode(X) == wide.encode(X)).all()
+    square = ITQHasher(n_bits=16, random_state=0, whiten=True, directions=16).fit(X)
+    assert (square.encode(X) == ITQHasher(n_bits=16, random_state=0, whiten=True).fit(X).encode(X)).all()
+    with pytest.raises(ValueError, match="at least n_bits"):
+        ITQHasher(n_bits=16, directions=8).fit(X)
+    # more directions than features: all of them
+    assert ITQHasher(n_bits=16, directions=500).fit(X).encode(X).shape == (len(X), 2)
 
 
 @pytest.mark.parametrize("n_bits", BITS)
