@@ -2,7 +2,7 @@
 
 PCA+ITQ and deep hashing need a corpus. Until CLIPMINE_HASH_FIT_MIN videos have features, codes
 come from a random-projection LSH model; then a model of CLIPMINE_HASH_METHOD is fitted. With
-"auto" (the default) every fit measures its candidates on held-back slices of the corpus and
+"auto" (the default) every fit measures its candidates on a held-back slice of the corpus and
 keeps plain PCA+ITQ unless another is measurably better (ml.hash_choice): no table of bit lengths
 decides it. Deep hashing learns from the
 labels, so a deep or auto model is fitted again after CLIPMINE_HASH_RETRAIN_EVERY_LABELS new
@@ -62,10 +62,9 @@ def labels_since_fit(model: HashModel) -> int:
     return Annotation.objects.filter(id__gt=model.label_mark).count()
 
 
-# What "auto" measures, in order: each replaces the choice so far only if measurably better, so
-# plain PCA+ITQ (assumes least) stays unless beaten. Not witq-2x: its extra reposts cost topic
-# structure in Hamming space, which the measurement does not see (README, "Learning quality on
-# realistic footage").
+# What "auto" measures; the first is the baseline, kept unless another is measurably better. Not
+# witq-2x: its extra reposts cost topic structure in Hamming space, which the measurement does not
+# see (README, "Learning quality on realistic footage").
 AUTO_CANDIDATES = (HashModel.Method.ITQ, HashModel.Method.WITQ, HashModel.Method.DEEP)
 
 
